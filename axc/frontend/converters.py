@@ -1,0 +1,501 @@
+"""One converter per supported ONNX op, lowering it into canonical IR ops.
+
+A converter reads the current ONNX node through the :class:`ImportContext`
+and emits zero or more canonical nodes. Opset differences (attributes that
+became inputs, changed defaults) are resolved here, so the IR never sees
+them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from axc.frontend.context import ImportContext
+from axc.frontend.fold import is_symbolic
+from axc.ir.ops import pool_output_dim
+from axc.ir.types import Dim, ElemType
+
+__all__ = ["CONVERTERS", "SUPPORTED_OPS"]
+
+Converter = Callable[[ImportContext], None]
+CONVERTERS: dict[str, Converter] = {}
+
+_INT_LIMIT = 2**62
+
+
+def converts(*ops: str) -> Callable[[Converter], Converter]:
+    def register(fn: Converter) -> Converter:
+        for op in ops:
+            CONVERTERS[op] = fn
+        return fn
+
+    return register
+
+
+def _axis(axis: int, rank: int) -> int:
+    return axis + rank if axis < 0 else axis
+
+
+def _ints(value: object) -> tuple[int, ...]:
+    return tuple(int(v) for v in np.asarray(value).reshape(-1))
+
+
+# ------------------------------------------------------------------ windows
+def _window_attrs(ctx: ImportContext, spatial: Sequence[Dim], kernel: Sequence[int],
+                  ceil_mode: bool = False) -> dict[str, object]:
+    nd = len(kernel)
+    strides = tuple(ctx.attr("strides", [1] * nd))
+    dilations = tuple(ctx.attr("dilations", [1] * nd))
+    pads = list(ctx.attr("pads", [0] * (2 * nd)))
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads = [0] * (2 * nd)
+        for i in range(nd):
+            size = spatial[i]
+            if isinstance(size, str):
+                ctx.fail("SAME padding over a symbolic spatial size")
+            assert isinstance(size, int)
+            out = math.ceil(size / strides[i])
+            total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size)
+            small, large = total // 2, total - total // 2
+            pads[i], pads[nd + i] = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
+    elif auto_pad == "VALID":
+        pads = [0] * (2 * nd)
+    elif auto_pad != "NOTSET":
+        ctx.fail(f"unknown auto_pad {auto_pad!r}")
+    return {"kernel_shape": tuple(int(k) for k in kernel), "strides": tuple(map(int, strides)),
+            "pads": tuple(map(int, pads)), "dilations": tuple(map(int, dilations)),
+            **({"ceil_mode": ceil_mode} if ceil_mode is not None else {})}
+
+
+@converts("Conv")
+def _conv(ctx: ImportContext) -> None:
+    node = ctx.current
+    x_shape, w_shape = ctx.shape(node.input[0]), ctx.shape(node.input[1])
+    kernel = ctx.attr("kernel_shape") or [int(d) for d in w_shape[2:]]
+    attrs = _window_attrs(ctx, x_shape[2:], kernel)
+    del attrs["ceil_mode"]
+    attrs["group"] = int(ctx.attr("group", 1))
+    attrs["activation"] = None
+    inputs = list(node.input[:3])
+    ctx.emit("Conv", inputs, attrs, outputs=[node.output[0]])
+
+
+def _pool(ctx: ImportContext, op: str) -> None:
+    node = ctx.current
+    if len(node.output) > 1 and node.output[1]:
+        ctx.fail("the Indices output of MaxPool is not supported")
+    x_shape = ctx.shape(node.input[0])
+    attrs = _window_attrs(ctx, x_shape[2:], ctx.attr("kernel_shape"),
+                          ceil_mode=bool(ctx.attr("ceil_mode", 0)))
+    if op == "AveragePool":
+        attrs["count_include_pad"] = bool(ctx.attr("count_include_pad", 0))
+    ctx.emit(op, [node.input[0]], attrs, outputs=[node.output[0]])
+
+
+converts("MaxPool")(lambda ctx: _pool(ctx, "MaxPool"))
+converts("AveragePool")(lambda ctx: _pool(ctx, "AveragePool"))
+
+
+@converts("GlobalAveragePool", "GlobalMaxPool", "Relu", "Sigmoid", "Tanh", "HardSwish")
+def _plain(ctx: ImportContext) -> None:
+    node = ctx.current
+    ctx.emit(node.op_type, [node.input[0]], {}, outputs=[node.output[0]])
+
+
+@converts("LeakyRelu")
+def _leaky(ctx: ImportContext) -> None:
+    node = ctx.current
+    ctx.emit("LeakyRelu", [node.input[0]], {"alpha": float(ctx.attr("alpha", 0.01))},
+             outputs=[node.output[0]])
+
+
+@converts("HardSigmoid")
+def _hard_sigmoid(ctx: ImportContext) -> None:
+    node = ctx.current
+    attrs = {"alpha": float(ctx.attr("alpha", 0.2)), "beta": float(ctx.attr("beta", 0.5))}
+    ctx.emit("HardSigmoid", [node.input[0]], attrs, outputs=[node.output[0]])
+
+
+@converts("LRN")
+def _lrn(ctx: ImportContext) -> None:
+    node = ctx.current
+    attrs = {"size": int(ctx.attr("size")), "alpha": float(ctx.attr("alpha", 1e-4)),
+             "beta": float(ctx.attr("beta", 0.75)), "bias": float(ctx.attr("bias", 1.0))}
+    ctx.emit("LRN", [node.input[0]], attrs, outputs=[node.output[0]])
+
+
+def _scalar(value: np.ndarray | None, is_int: bool) -> float | int | None:
+    if value is None or value.size == 0:
+        return None
+    item = value.reshape(-1)[0]
+    return int(item) if is_int else float(item)
+
+
+@converts("Clip")
+def _clip(ctx: ImportContext) -> None:
+    node = ctx.current
+    is_int = not ctx.dtype(node.input[0]).is_float
+    if ctx.opset < 11:
+        low, high = ctx.attr("min"), ctx.attr("max")
+        attrs = {"min": None if low is None else float(low),
+                 "max": None if high is None else float(high)}
+    else:
+        attrs = {"min": _scalar(ctx.numeric(1, "minimum"), is_int),
+                 "max": _scalar(ctx.numeric(2, "maximum"), is_int)}
+    ctx.emit("Clip", [node.input[0]], attrs, outputs=[node.output[0]])
+
+
+@converts("Softmax")
+def _softmax(ctx: ImportContext) -> None:
+    node = ctx.current
+    rank = len(ctx.shape(node.input[0]))
+    if ctx.opset < 13:
+        axis = _axis(int(ctx.attr("axis", 1)), rank)
+        axes = tuple(range(axis, rank))
+    else:
+        axes = (_axis(int(ctx.attr("axis", -1)), rank),)
+    ctx.emit("Softmax", [node.input[0]], {"axes": axes}, outputs=[node.output[0]])
+
+
+# --------------------------------------------------------------- arithmetic
+@converts("Add", "Sub", "Mul", "Div")
+def _binary(ctx: ImportContext) -> None:
+    node = ctx.current
+    ctx.emit(node.op_type, list(node.input[:2]), {}, outputs=[node.output[0]])
+
+
+@converts("Sum")
+def _sum(ctx: ImportContext) -> None:
+    node = ctx.current
+    if len(node.input) == 1:
+        ctx.bind(node.output[0], ctx.operand(node.input[0]))
+        return
+    acc = node.input[0]
+    for k, operand in enumerate(node.input[1:], start=1):
+        last = k == len(node.input) - 1
+        acc = ctx.emit("Add", [acc, operand], {}, outputs=[node.output[0]] if last else None,
+                       suffix="" if last else f".add{k}")[0]
+
+
+@converts("Gemm")
+def _gemm(ctx: ImportContext) -> None:
+    node = ctx.current
+    trans_a, trans_b = bool(ctx.attr("transA", 0)), bool(ctx.attr("transB", 0))
+    alpha, beta = float(ctx.attr("alpha", 1.0)), float(ctx.attr("beta", 1.0))
+    a, b = node.input[0], node.input[1]
+    c = node.input[2] if len(node.input) > 2 else ""
+    b_value = ctx.value(b)
+    if b_value is not None and not is_symbolic(b_value):
+        weight = b_value if trans_b else b_value.T
+        if alpha != 1.0:
+            weight = (weight * alpha).astype(b_value.dtype)
+            alpha = 1.0
+        b = ctx.constant_operand(np.ascontiguousarray(weight), "weight")
+        trans_b = True
+    c_value = ctx.value(c)
+    if c_value is not None and not is_symbolic(c_value):
+        n = ctx.shape(b)[0] if trans_b else ctx.shape(b)[1]
+        bias = c_value * beta if beta != 1.0 else c_value
+        beta = 1.0
+        if bias.size == 1 or (bias.ndim >= 1 and bias.shape[-1] == n and bias.size == n):
+            bias = np.broadcast_to(bias.reshape(-1), (n,)).astype(c_value.dtype)
+        c = ctx.constant_operand(np.ascontiguousarray(bias), "bias")
+    attrs = {"trans_a": trans_a, "trans_b": trans_b, "alpha": alpha, "beta": beta,
+             "activation": None}
+    ctx.emit("Gemm", [a, b, c] if c else [a, b], attrs, outputs=[node.output[0]])
+
+
+@converts("MatMul")
+def _matmul(ctx: ImportContext) -> None:
+    node = ctx.current
+    ctx.emit("MatMul", list(node.input[:2]), {}, outputs=[node.output[0]])
+
+
+@converts("BatchNormalization")
+def _batchnorm(ctx: ImportContext) -> None:
+    node = ctx.current
+    if int(ctx.attr("training_mode", 0)) or any(o for o in node.output[1:]):
+        ctx.fail("training-mode BatchNormalization (extra outputs) is not supported")
+    x = node.input[0]
+    rank = len(ctx.shape(x))
+    params = [ctx.numeric(i, what) for i, what in
+              enumerate(("input", "scale", "bias", "mean", "variance")) if i > 0]
+    scale, bias, mean, var = (np.asarray(p, dtype=np.float64) for p in params)
+    eps = float(ctx.attr("epsilon", 1e-5))
+    mul = scale / np.sqrt(var + eps)
+    add = bias - mean * mul
+    channel_shape = (-1,) + (1,) * (rank - 2)
+    dtype = ctx.dtype(x).numpy_dtype()
+    m = ctx.constant_operand(mul.astype(dtype).reshape(channel_shape), "bn_scale")
+    a = ctx.constant_operand(add.astype(dtype).reshape(channel_shape), "bn_shift")
+    scaled = ctx.emit("Mul", [x, m], {}, suffix=".scale")[0]
+    ctx.emit("Add", [scaled, a], {}, outputs=[node.output[0]])
+
+
+# ------------------------------------------------------------------- shapes
+@converts("Identity")
+def _identity(ctx: ImportContext) -> None:
+    node = ctx.current
+    ctx.bind(node.output[0], ctx.operand(node.input[0]))
+
+
+@converts("Dropout")
+def _dropout(ctx: ImportContext) -> None:
+    node = ctx.current
+    ctx.bind(node.output[0], ctx.operand(node.input[0]))
+    if len(node.output) > 1 and node.output[1]:
+        shape = ctx.shape(node.input[0])
+        if any(isinstance(d, str) for d in shape):
+            ctx.fail("the mask output needs a static shape")
+        mask = np.ones(tuple(int(d) for d in shape), dtype=np.bool_)
+        ctx.values[node.output[1]] = mask
+
+
+def _reshape_to(ctx: ImportContext, target: Sequence[Dim]) -> None:
+    node = ctx.current
+    if tuple(target) == tuple(ctx.shape(node.input[0])):
+        ctx.bind(node.output[0], ctx.operand(node.input[0]))
+        return
+    ctx.emit("Reshape", [node.input[0]], {"shape": tuple(target)}, outputs=[node.output[0]])
+
+
+def _resolve_reshape(ctx: ImportContext, source: Sequence[Dim], spec: Sequence[object],
+                     allowzero: bool) -> list[Dim]:
+    out: list[Dim | None] = []
+    for i, d in enumerate(spec):
+        if isinstance(d, str):
+            out.append(d)
+        elif int(d) == 0 and not allowzero:
+            if i >= len(source):
+                ctx.fail(f"shape entry {i} copies a dimension the input lacks")
+            out.append(source[i])
+        elif int(d) == -1:
+            out.append(None)
+        else:
+            out.append(int(d))
+    syms_in = [d for d in source if isinstance(d, str)]
+    known_in = math.prod(d for d in source if isinstance(d, int))
+    syms_out = [d for d in out if isinstance(d, str)]
+    known_out = math.prod(d for d in out if isinstance(d, int))
+    if out.count(None) > 1:
+        ctx.fail("more than one -1 in the target shape")
+    if None in out:
+        if len(syms_out) == len(syms_in):
+            if known_out == 0 or known_in % known_out:
+                ctx.fail(f"cannot reshape {tuple(source)} into {tuple(spec)}")
+            out[out.index(None)] = known_in // known_out
+        elif len(syms_out) + 1 == len(syms_in) and known_in == known_out:
+            out[out.index(None)] = syms_in[0]
+        else:
+            ctx.fail(f"reshape of {tuple(source)} into {tuple(spec)} mixes the batch dimension "
+                     "with other dimensions")
+    elif len(syms_out) != len(syms_in) or known_in != known_out:
+        ctx.fail(f"cannot reshape {tuple(source)} into {tuple(spec)}")
+    return [d for d in out if d is not None]
+
+
+@converts("Reshape")
+def _reshape(ctx: ImportContext) -> None:
+    node = ctx.current
+    spec = ctx.require_value(1, "target shape")
+    assert spec is not None
+    source = ctx.shape(node.input[0])
+    _reshape_to(ctx, _resolve_reshape(ctx, source, list(spec.reshape(-1)),
+                                      bool(ctx.attr("allowzero", 0))))
+
+
+def _merge(ctx: ImportContext, dims: Sequence[Dim]) -> Dim:
+    syms = [d for d in dims if isinstance(d, str)]
+    known = math.prod(d for d in dims if isinstance(d, int))
+    if not syms:
+        return known
+    if len(syms) == 1 and known == 1:
+        return syms[0]
+    ctx.fail("it merges the batch dimension with other dimensions")
+    raise AssertionError
+
+
+@converts("Flatten")
+def _flatten(ctx: ImportContext) -> None:
+    node = ctx.current
+    shape = ctx.shape(node.input[0])
+    axis = _axis(int(ctx.attr("axis", 1)), len(shape))
+    _reshape_to(ctx, [_merge(ctx, shape[:axis]), _merge(ctx, shape[axis:])])
+
+
+def _axes_operand(ctx: ImportContext) -> list[int] | None:
+    if ctx.opset < 13:
+        axes = ctx.attr("axes")
+        return None if axes is None else [int(a) for a in axes]
+    value = ctx.numeric(1, "axes")
+    return None if value is None else [int(a) for a in value.reshape(-1)]
+
+
+@converts("Squeeze")
+def _squeeze(ctx: ImportContext) -> None:
+    node = ctx.current
+    shape = ctx.shape(node.input[0])
+    axes = _axes_operand(ctx)
+    drop = ({i for i, d in enumerate(shape) if d == 1} if axes is None
+            else {_axis(a, len(shape)) for a in axes})
+    for a in drop:
+        if shape[a] != 1:
+            ctx.fail(f"cannot squeeze axis {a} of size {shape[a]}")
+    _reshape_to(ctx, [d for i, d in enumerate(shape) if i not in drop])
+
+
+@converts("Unsqueeze")
+def _unsqueeze(ctx: ImportContext) -> None:
+    node = ctx.current
+    shape = list(ctx.shape(node.input[0]))
+    axes = _axes_operand(ctx) or []
+    rank = len(shape) + len(axes)
+    for a in sorted(_axis(a, rank) for a in axes):
+        shape.insert(a, 1)
+    _reshape_to(ctx, shape)
+
+
+@converts("Transpose")
+def _transpose(ctx: ImportContext) -> None:
+    node = ctx.current
+    rank = len(ctx.shape(node.input[0]))
+    perm = tuple(int(p) for p in ctx.attr("perm", list(range(rank))[::-1]))
+    ctx.emit("Transpose", [node.input[0]], {"perm": perm}, outputs=[node.output[0]])
+
+
+@converts("Concat")
+def _concat(ctx: ImportContext) -> None:
+    node = ctx.current
+    rank = len(ctx.shape(node.input[0])) if ctx.ir(node.input[0]) in ctx.graph.tensors else \
+        np.ndim(ctx.value(node.input[0]))
+    axis = _axis(int(ctx.attr("axis")), rank)
+    ctx.emit("Concat", list(node.input), {"axis": axis}, outputs=list(node.output[:1]))
+
+
+@converts("Split")
+def _split(ctx: ImportContext) -> None:
+    node = ctx.current
+    shape = ctx.shape(node.input[0])
+    axis = _axis(int(ctx.attr("axis", 0)), len(shape))
+    length = shape[axis]
+    if isinstance(length, str):
+        ctx.fail("it splits the batch dimension")
+    assert isinstance(length, int)
+    count = len(node.output)
+    if ctx.opset < 13:
+        split = ctx.attr("split")
+        sizes = list(split) if split else None
+    else:
+        value = ctx.numeric(1, "split sizes")
+        sizes = None if value is None else [int(s) for s in value.reshape(-1)]
+        if sizes is None and ctx.opset >= 18 and ctx.attr("num_outputs") is not None:
+            count = int(ctx.attr("num_outputs"))
+    if sizes is None:
+        chunk = -(-length // count)
+        sizes = [min(chunk, length - k * chunk) for k in range(count)]
+    ctx.emit("Split", [node.input[0]], {"axis": axis, "sizes": tuple(int(s) for s in sizes)},
+             outputs=list(node.output))
+
+
+@converts("Slice")
+def _slice(ctx: ImportContext) -> None:
+    node = ctx.current
+    rank = len(ctx.shape(node.input[0]))
+    if ctx.opset < 10:
+        starts, ends = list(ctx.attr("starts")), list(ctx.attr("ends"))
+        axes = list(ctx.attr("axes", range(len(starts))))
+        steps = [1] * len(starts)
+    else:
+        starts = _ints(ctx.numeric(1, "starts"))  # type: ignore[assignment]
+        ends = _ints(ctx.numeric(2, "ends"))  # type: ignore[assignment]
+        axes_v, steps_v = ctx.numeric(3, "axes"), ctx.numeric(4, "steps")
+        axes = list(range(len(starts))) if axes_v is None else list(_ints(axes_v))
+        steps = [1] * len(starts) if steps_v is None else list(_ints(steps_v))
+    clamp = lambda v: max(-_INT_LIMIT, min(_INT_LIMIT, int(v)))  # noqa: E731
+    attrs = {"starts": tuple(clamp(s) for s in starts), "ends": tuple(clamp(e) for e in ends),
+             "axes": tuple(_axis(int(a), rank) for a in axes),
+             "steps": tuple(int(s) for s in steps)}
+    ctx.emit("Slice", [node.input[0]], attrs, outputs=[node.output[0]])
+
+
+@converts("Pad")
+def _pad(ctx: ImportContext) -> None:
+    node = ctx.current
+    rank = len(ctx.shape(node.input[0]))
+    mode = ctx.attr("mode", "constant")
+    if ctx.opset < 11:
+        pads = [int(p) for p in ctx.attr("pads")]
+        value: float | int = float(ctx.attr("value", 0.0))
+    else:
+        pads = list(_ints(ctx.numeric(1, "pads")))
+        fill = ctx.numeric(2, "constant value")
+        value = _scalar(fill, not ctx.dtype(node.input[0]).is_float) or 0
+        axes_v = ctx.numeric(3, "axes") if ctx.opset >= 18 else None
+        if axes_v is not None:
+            axes = [_axis(int(a), rank) for a in axes_v.reshape(-1)]
+            full = [0] * (2 * rank)
+            for k, a in enumerate(axes):
+                full[a], full[rank + a] = pads[k], pads[len(axes) + k]
+            pads = full
+    if mode not in ("constant", "reflect", "edge", "wrap"):
+        ctx.fail(f"unknown pad mode {mode!r}")
+    ctx.emit("Pad", [node.input[0]], {"pads": tuple(pads), "mode": mode, "value": value},
+             outputs=[node.output[0]])
+
+
+@converts("Gather")
+def _gather(ctx: ImportContext) -> None:
+    node = ctx.current
+    shape = ctx.shape(node.input[0])
+    axis = _axis(int(ctx.attr("axis", 0)), len(shape))
+    indices = ctx.numeric(1, "indices")
+    assert indices is not None
+    size = shape[axis]
+    if isinstance(size, str):
+        ctx.fail("it gathers along the batch dimension")
+    idx = np.where(indices < 0, indices + size, indices).astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= int(size)):
+        ctx.fail(f"indices out of range for axis of size {size}")
+    const = ctx.constant_operand(idx, "indices")
+    ctx.emit("Gather", [node.input[0], const], {"axis": axis}, outputs=[node.output[0]])
+
+
+@converts("Shape")
+def _shape(ctx: ImportContext) -> None:
+    node = ctx.current
+    shape = ctx.shape(node.input[0])
+    rank = len(shape)
+    start = int(ctx.attr("start", 0))
+    end = ctx.attr("end")
+    start = min(max(start + rank if start < 0 else start, 0), rank)
+    stop = rank if end is None else min(max(int(end) + rank if int(end) < 0 else int(end), 0),
+                                        rank)
+    dims = list(shape[start:stop])
+    if any(isinstance(d, str) for d in dims):
+        value = np.array(dims, dtype=object)
+    else:
+        value = np.array(dims, dtype=np.int64)
+    ctx.values[node.output[0]] = value
+
+
+@converts("ConstantOfShape")
+def _constant_of_shape(ctx: ImportContext) -> None:
+    # reached only when the shape is computed: that is an error
+    ctx.require_value(0, "shape")
+    raise AssertionError("ConstantOfShape with a constant shape is folded")
+
+
+# Ops that are always folded (they have no operands).
+FOLD_ONLY = ("Constant",)
+
+SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(set(CONVERTERS) | set(FOLD_ONLY)))
+
+
+def element_type(elem: int) -> ElemType:
+    from onnx import helper
+
+    return ElemType.from_numpy(helper.tensor_dtype_to_np_dtype(elem))

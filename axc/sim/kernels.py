@@ -1,0 +1,315 @@
+"""Float (and plain integer) kernels for every canonical op, in numpy.
+
+Convolution and pooling work on any number of spatial dimensions through
+``sliding_window_view``; the convolution contracts each group with one BLAS
+call. These kernels are the reference the bit-accurate integer simulator
+extends and the base of the ONNX conformance backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from axc.ir.ops import pool_output_dim
+
+__all__ = ["KERNELS"]
+
+Kernel = Callable[[dict[str, Any], Sequence[np.ndarray]], list[np.ndarray]]
+KERNELS: dict[str, Kernel] = {}
+
+
+def kernel(*ops: str) -> Callable[[Kernel], Kernel]:
+    def register(fn: Kernel) -> Kernel:
+        for op in ops:
+            KERNELS[op] = fn
+        return fn
+
+    return register
+
+
+def _wide(a: np.ndarray) -> np.ndarray:
+    """Float operands of products are summed in float64 and rounded once at
+    the end, so the result does not depend on BLAS's blocking (identical
+    channels give identical outputs)."""
+    return a.astype(np.float64) if a.dtype == np.float32 or a.dtype == np.float16 else a
+
+
+def _activate(y: np.ndarray, activation: str | None) -> np.ndarray:
+    if activation == "relu":
+        return np.maximum(y, 0, out=y) if y.flags.writeable else np.maximum(y, 0)
+    return y
+
+
+def _pad_spatial(x: np.ndarray, pads: Sequence[int], fill: float) -> np.ndarray:
+    nd = len(pads) // 2
+    if not any(pads):
+        return x
+    widths = [(0, 0)] * (x.ndim - nd) + [(pads[i], pads[nd + i]) for i in range(nd)]
+    return np.pad(x, widths, mode="constant", constant_values=fill)
+
+
+def _windows(x: np.ndarray, attrs: dict[str, Any], out_spatial: Sequence[int]) -> np.ndarray:
+    """View of shape (N, C, *out_spatial, *kernel) over an already padded input."""
+    nd = len(attrs["kernel_shape"])
+    dil, strides = attrs["dilations"], attrs["strides"]
+    span = [(k - 1) * d + 1 for k, d in zip(attrs["kernel_shape"], dil, strict=True)]
+    view = sliding_window_view(x, span, axis=tuple(range(2, 2 + nd)))
+    index: list[slice] = [slice(None), slice(None)]
+    index += [slice(0, (o - 1) * s + 1, s) for o, s in zip(out_spatial, strides, strict=True)]
+    index += [slice(None, None, d) for d in dil]
+    return view[tuple(index)]
+
+
+@kernel("Conv")
+def conv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x, w = args[0], args[1]
+    b = args[2] if len(args) > 2 and args[2] is not None else None
+    nd, group = len(attrs["kernel_shape"]), attrs["group"]
+    xp = _pad_spatial(x, attrs["pads"], 0)
+    out_spatial = [(xp.shape[2 + i] - ((attrs["kernel_shape"][i] - 1) * attrs["dilations"][i] + 1))
+                   // attrs["strides"][i] + 1 for i in range(nd)]
+    cols = _windows(xp, attrs, out_spatial)  # N, C, *O, *K
+    n, m = x.shape[0], w.shape[0]
+    cin, mg = w.shape[1], m // group
+    out_type = np.result_type(x, w)
+    out = np.empty((n, m, *out_spatial), dtype=_wide(np.zeros(0, out_type)).dtype)
+    k_axes = tuple(range(1, 2 + nd))[:1] + tuple(range(2 + nd, 2 + 2 * nd))
+    for g in range(group):
+        xg = _wide(cols[:, g * cin:(g + 1) * cin])
+        wg = _wide(w[g * mg:(g + 1) * mg])
+        # contract channel and kernel axes: (N, O..., Mg)
+        y = np.tensordot(xg, wg, axes=(k_axes, (1, *range(2, 2 + nd))))
+        out[:, g * mg:(g + 1) * mg] = np.moveaxis(y, -1, 1)
+    if b is not None:
+        out += b.reshape((1, m) + (1,) * nd)
+    return [_activate(out.astype(out_type, copy=False), attrs.get("activation"))]
+
+
+def _pool_windows(x: np.ndarray, attrs: dict[str, Any], fill: float,
+                  pad_fill: float | None = None) -> np.ndarray:
+    """Windows over ``x`` padded by the explicit pads (with ``pad_fill``) and, in
+    ceil mode, by whatever the last window needs beyond them (with ``fill``)."""
+    nd = len(attrs["kernel_shape"])
+    pads = attrs["pads"]
+    out_spatial = [pool_output_dim(x.shape[2 + i], attrs["kernel_shape"][i], attrs["strides"][i],
+                                   pads[i], pads[nd + i], attrs["dilations"][i],
+                                   attrs.get("ceil_mode", False)) for i in range(nd)]
+    xp = _pad_spatial(x, pads, fill if pad_fill is None else pad_fill)
+    extra = [0] * (2 * nd)
+    for i in range(nd):
+        need = (out_spatial[i] - 1) * attrs["strides"][i] + \
+            (attrs["kernel_shape"][i] - 1) * attrs["dilations"][i] + 1
+        extra[nd + i] = max(0, need - xp.shape[2 + i])
+    return _windows(_pad_spatial(xp, extra, fill), attrs, out_spatial)
+
+
+@kernel("MaxPool")
+def max_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = args[0]
+    fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    nd = len(attrs["kernel_shape"])
+    return [_pool_windows(x, attrs, fill).max(axis=tuple(range(-nd, 0)))]
+
+
+@kernel("AveragePool")
+def average_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = args[0]
+    nd = len(attrs["kernel_shape"])
+    axes = tuple(range(-nd, 0))
+    total = _pool_windows(x, attrs, 0.0).sum(axis=axes)
+    # elements per window: real inputs, plus explicit pads if count_include_pad,
+    # never the extra positions ceil mode adds
+    ones = np.ones((1, 1, *x.shape[2:]), dtype=x.dtype)
+    pad_fill = 1.0 if attrs.get("count_include_pad") else 0.0
+    counts = _pool_windows(ones, attrs, 0.0, pad_fill).sum(axis=axes)
+    return [(total / counts).astype(x.dtype)]
+
+
+@kernel("GlobalAveragePool")
+def global_average_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = args[0]
+    return [x.mean(axis=tuple(range(2, x.ndim)), keepdims=True).astype(x.dtype)]
+
+
+@kernel("GlobalMaxPool")
+def global_max_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = args[0]
+    return [x.max(axis=tuple(range(2, x.ndim)), keepdims=True)]
+
+
+@kernel("Gemm")
+def gemm(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    a = _wide(args[0].T if attrs["trans_a"] else args[0])
+    b = _wide(args[1].T if attrs["trans_b"] else args[1])
+    y = a @ b
+    if attrs["alpha"] != 1.0:
+        y = y * np.asarray(attrs["alpha"], dtype=y.dtype)
+    if len(args) > 2 and args[2] is not None:
+        c = args[2]
+        y = y + (c * np.asarray(attrs["beta"], dtype=c.dtype) if attrs["beta"] != 1.0 else c)
+    return [_activate(y.astype(np.result_type(args[0], args[1]), copy=False),
+                      attrs.get("activation"))]
+
+
+@kernel("MatMul")
+def matmul(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    out_type = np.result_type(args[0], args[1])
+    return [np.matmul(_wide(args[0]), _wide(args[1])).astype(out_type, copy=False)]
+
+
+@kernel("Add")
+def add(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [np.add(args[0], args[1])]
+
+
+@kernel("Sub")
+def sub(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [np.subtract(args[0], args[1])]
+
+
+@kernel("Mul")
+def mul(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [np.multiply(args[0], args[1])]
+
+
+@kernel("Div")
+def div(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    a, b = args[0], args[1]
+    if a.dtype.kind in "iu":
+        # ONNX integer division truncates toward zero; numpy's // floors.
+        q = np.floor_divide(a, b)
+        fix = (np.remainder(a, b) != 0) & ((a < 0) ^ (b < 0))
+        return [(q + fix).astype(np.result_type(a, b))]
+    return [np.divide(a, b)]
+
+
+@kernel("Relu")
+def relu(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [np.maximum(args[0], np.zeros((), args[0].dtype))]
+
+
+@kernel("LeakyRelu")
+def leaky_relu(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = args[0]
+    return [np.where(x >= 0, x, x * np.asarray(attrs["alpha"], x.dtype))]
+
+
+@kernel("Clip")
+def clip(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = args[0]
+    y = x
+    if attrs["min"] is not None:
+        y = np.maximum(y, np.asarray(attrs["min"]).astype(x.dtype))
+    if attrs["max"] is not None:
+        y = np.minimum(y, np.asarray(attrs["max"]).astype(x.dtype))
+    return [y]
+
+
+@kernel("Sigmoid")
+def sigmoid(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = args[0]
+    with np.errstate(over="ignore"):
+        return [(1.0 / (1.0 + np.exp(-x))).astype(x.dtype)]
+
+
+@kernel("Tanh")
+def tanh(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [np.tanh(args[0])]
+
+
+@kernel("HardSigmoid")
+def hard_sigmoid(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = args[0]
+    y = np.clip(x * np.asarray(attrs["alpha"], x.dtype) + np.asarray(attrs["beta"], x.dtype), 0, 1)
+    return [y.astype(x.dtype)]
+
+
+@kernel("HardSwish")
+def hard_swish(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = args[0]
+    return [(x * np.clip(x / 6 + 0.5, 0, 1)).astype(x.dtype)]
+
+
+@kernel("Softmax")
+def softmax(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = args[0]
+    axes = tuple(attrs["axes"])
+    e = np.exp(x - x.max(axis=axes, keepdims=True))
+    return [(e / e.sum(axis=axes, keepdims=True)).astype(x.dtype)]
+
+
+@kernel("LRN")
+def lrn(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = args[0]
+    size = attrs["size"]
+    before, after = (size - 1) // 2, size // 2  # ONNX: floor((size-1)/2) before, ceil after
+    sq = np.pad(np.square(x), [(0, 0), (before, after)] + [(0, 0)] * (x.ndim - 2))
+    windows = sliding_window_view(sq, size, axis=1)
+    total = windows.sum(axis=-1)
+    scale = (attrs["bias"] + attrs["alpha"] / size * total) ** attrs["beta"]
+    return [(x / scale).astype(x.dtype)]
+
+
+@kernel("Reshape")
+def reshape(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = args[0]
+    shape = [x.shape[0] if isinstance(d, str) else d for d in attrs["shape"]]
+    return [x.reshape(shape)]
+
+
+@kernel("Transpose")
+def transpose(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [np.transpose(args[0], attrs["perm"])]
+
+
+@kernel("Concat")
+def concat(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    batch = max((a.shape[0] for a in args if a.ndim), default=1)
+    parts = [a if attrs["axis"] == 0 or a.ndim == 0 or a.shape[0] == batch
+             else np.broadcast_to(a, (batch, *a.shape[1:])) for a in args]
+    return [np.concatenate(parts, axis=attrs["axis"])]
+
+
+@kernel("Split")
+def split(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    cuts = np.cumsum(attrs["sizes"])[:-1]
+    return list(np.split(args[0], cuts, axis=attrs["axis"]))
+
+
+@kernel("Slice")
+def slice_(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    index = [slice(None)] * args[0].ndim
+    for start, end, axis, step in zip(attrs["starts"], attrs["ends"], attrs["axes"],
+                                      attrs["steps"], strict=True):
+        index[axis] = slice(start, end, step)
+    return [args[0][tuple(index)]]
+
+
+@kernel("Pad")
+def pad(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = args[0]
+    r = x.ndim
+    pads = attrs["pads"]
+    # negative pads crop
+    crop = tuple(slice(max(0, -pads[i]), x.shape[i] - max(0, -pads[r + i]) or None)
+                 for i in range(r))
+    x = x[crop]
+    widths = [(max(0, pads[i]), max(0, pads[r + i])) for i in range(r)]
+    mode = attrs["mode"]
+    if mode == "constant":
+        return [np.pad(x, widths, mode="constant", constant_values=attrs["value"])]
+    return [np.pad(x, widths, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])]
+
+
+@kernel("Gather")
+def gather(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [np.take(args[0], args[1], axis=attrs["axis"])]
+
+
+@kernel("Identity")
+def identity(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [args[0]]
