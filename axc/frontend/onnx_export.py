@@ -1,0 +1,187 @@
+"""axc IR -> ONNX (opset 19), runnable by onnxruntime with the same results.
+
+Fused activations become a separate Relu again; Softmax over several
+trailing axes (old-opset semantics) becomes Flatten, Softmax, Reshape.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from axc.ir import Graph, Node
+from axc.ir.types import Shape
+
+__all__ = ["EXPORT_OPSET", "export_model", "save"]
+
+EXPORT_OPSET = 19
+
+
+class _Builder:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.names: set[str] = set(graph.tensors) | set(graph.nodes)
+
+    def fresh(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.names:
+            name, k = f"{base}_{k}", k + 1
+        self.names.add(name)
+        return name
+
+    def const(self, base: str, value: np.ndarray) -> str:
+        name = self.fresh(base)
+        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def add(self, op: str, inputs: list[str], outputs: list[str], name: str, **attrs: Any) -> None:
+        self.nodes.append(helper.make_node(op, inputs, outputs, name=name, **attrs))
+
+
+def _reshape_target(shape: Shape) -> np.ndarray:
+    return np.array([-1 if isinstance(d, str) else d for d in shape], dtype=np.int64)
+
+
+def _linear(b: _Builder, node: Node, op: str, attrs: dict[str, Any]) -> None:
+    out = node.outputs[0]
+    if node.attrs.get("activation") == "relu":
+        pre = b.fresh(f"{out}.pre_relu")
+        b.add(op, [t for t in node.inputs], [pre], node.name, **attrs)
+        b.add("Relu", [pre], [out], b.fresh(f"{node.name}.relu"))
+    else:
+        b.add(op, list(node.inputs), [out], node.name, **attrs)
+
+
+def _window(node: Node) -> dict[str, Any]:
+    a = node.attrs
+    return {"kernel_shape": list(a["kernel_shape"]), "strides": list(a["strides"]),
+            "pads": list(a["pads"]), "dilations": list(a["dilations"])}
+
+
+def _conv(b: _Builder, n: Node) -> None:
+    _linear(b, n, "Conv", {**_window(n), "group": n.attrs["group"]})
+
+
+def _gemm(b: _Builder, n: Node) -> None:
+    a = n.attrs
+    _linear(b, n, "Gemm", {"transA": int(a["trans_a"]), "transB": int(a["trans_b"]),
+                           "alpha": float(a["alpha"]), "beta": float(a["beta"])})
+
+
+def _pool(b: _Builder, n: Node) -> None:
+    attrs = {**_window(n), "ceil_mode": int(n.attrs["ceil_mode"])}
+    if n.op == "AveragePool":
+        attrs["count_include_pad"] = int(n.attrs["count_include_pad"])
+    b.add(n.op, list(n.inputs), list(n.outputs), n.name, **attrs)
+
+
+def _plain(b: _Builder, n: Node) -> None:
+    attrs = {k: v for k, v in n.attrs.items() if k in ("alpha", "beta", "size", "bias", "perm",
+                                                       "axis")}
+    if "perm" in attrs:
+        attrs["perm"] = list(attrs["perm"])
+    b.add(n.op, list(n.inputs), list(n.outputs), n.name, **attrs)
+
+
+def _clip(b: _Builder, n: Node) -> None:
+    dtype = b.graph.tensors[n.inputs[0]].dtype.numpy_dtype()
+    bounds = [b.const(f"{n.name}.{k}", np.array(n.attrs[k], dtype=dtype))
+              if n.attrs[k] is not None else "" for k in ("min", "max")]
+    b.add("Clip", [n.inputs[0], *bounds], list(n.outputs), n.name)
+
+
+def _softmax(b: _Builder, n: Node) -> None:
+    axes = tuple(n.attrs["axes"])
+    shape = b.graph.tensors[n.inputs[0]].shape
+    if len(axes) == 1:
+        b.add("Softmax", list(n.inputs), list(n.outputs), n.name, axis=axes[0])
+        return
+    flat, soft = b.fresh(f"{n.name}.flat"), b.fresh(f"{n.name}.soft")
+    b.add("Flatten", [n.inputs[0]], [flat], b.fresh(f"{n.name}.flatten"), axis=axes[0])
+    b.add("Softmax", [flat], [soft], n.name, axis=1)
+    target = b.const(f"{n.name}.shape", _reshape_target(shape))
+    b.add("Reshape", [soft, target], list(n.outputs), b.fresh(f"{n.name}.unflatten"))
+
+
+def _reshape(b: _Builder, n: Node) -> None:
+    target = b.const(f"{n.name}.shape", _reshape_target(n.attrs["shape"]))
+    b.add("Reshape", [n.inputs[0], target], list(n.outputs), n.name)
+
+
+def _split(b: _Builder, n: Node) -> None:
+    sizes = b.const(f"{n.name}.split", np.array(n.attrs["sizes"], dtype=np.int64))
+    b.add("Split", [n.inputs[0], sizes], list(n.outputs), n.name, axis=n.attrs["axis"])
+
+
+def _slice(b: _Builder, n: Node) -> None:
+    parts = [b.const(f"{n.name}.{k}", np.array(n.attrs[k], dtype=np.int64))
+             for k in ("starts", "ends", "axes", "steps")]
+    b.add("Slice", [n.inputs[0], *parts], list(n.outputs), n.name)
+
+
+def _pad(b: _Builder, n: Node) -> None:
+    pads = b.const(f"{n.name}.pads", np.array(n.attrs["pads"], dtype=np.int64))
+    inputs = [n.inputs[0], pads]
+    if n.attrs["mode"] == "constant":
+        dtype = b.graph.tensors[n.inputs[0]].dtype.numpy_dtype()
+        inputs.append(b.const(f"{n.name}.value", np.array(n.attrs["value"], dtype=dtype)))
+    b.add("Pad", inputs, list(n.outputs), n.name, mode=n.attrs["mode"])
+
+
+_EXPORTERS: dict[str, Callable[[_Builder, Node], None]] = {
+    "Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _pool, "Clip": _clip,
+    "Softmax": _softmax, "Reshape": _reshape, "Split": _split, "Slice": _slice, "Pad": _pad,
+}
+
+
+def _value_info(graph: Graph, name: str) -> onnx.ValueInfoProto:
+    info = graph.tensors[name]
+    elem = helper.np_dtype_to_tensor_dtype(info.dtype.numpy_dtype())
+    dims = [d if isinstance(d, str) else int(d) for d in info.shape]
+    return helper.make_tensor_value_info(name, elem, dims)
+
+
+def export_model(graph: Graph) -> onnx.ModelProto:
+    """The graph as an ONNX model (float graphs; quantized ones in a later release)."""
+    b = _Builder(graph)
+    for name, value in graph.constants.items():
+        b.initializers.append(numpy_helper.from_array(np.asarray(value), name))
+    for node in graph.topological():
+        _EXPORTERS.get(node.op, _plain)(b, node)
+    outputs = []
+    for name in graph.outputs:
+        if name in graph.constants or name in graph.inputs:
+            alias = b.fresh(f"{name}.out")
+            b.add("Identity", [name], [alias], b.fresh(f"{name}.identity"))
+            info = _value_info(graph, name)
+            info.name = alias
+            outputs.append(info)
+        else:
+            outputs.append(_value_info(graph, name))
+    onnx_graph = helper.make_graph(b.nodes, graph.name, [_value_info(graph, i) for i in graph.inputs],
+                                   outputs, b.initializers)
+    model = helper.make_model(onnx_graph, producer_name="axc",
+                              opset_imports=[helper.make_opsetid("", EXPORT_OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def save(graph: Graph, path: str | os.PathLike[str]) -> None:
+    model = export_model(graph)
+    size = sum(math.prod(v.shape) * v.itemsize for v in graph.constants.values())
+    if size > 1_500_000_000:
+        onnx.save(model, os.fspath(path), save_as_external_data=True,
+                  location=os.path.basename(os.fspath(path)) + ".data")
+    else:
+        onnx.save(model, os.fspath(path))
+
+
