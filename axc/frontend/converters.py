@@ -189,7 +189,7 @@ def _gemm(ctx: ImportContext) -> None:
     a, b = node.input[0], node.input[1]
     c = node.input[2] if len(node.input) > 2 else ""
     b_value = ctx.value(b)
-    if b_value is not None and not is_symbolic(b_value):
+    if b_value is not None and not is_symbolic(b_value) and (alpha != 1.0 or not trans_b):
         weight = b_value if trans_b else b_value.T
         if alpha != 1.0:
             weight = (weight * alpha).astype(b_value.dtype)
@@ -200,10 +200,13 @@ def _gemm(ctx: ImportContext) -> None:
     if c_value is not None and not is_symbolic(c_value):
         n = ctx.shape(b)[0] if trans_b else ctx.shape(b)[1]
         bias = c_value * beta if beta != 1.0 else c_value
-        beta = 1.0
-        if bias.size == 1 or (bias.ndim >= 1 and bias.shape[-1] == n and bias.size == n):
+        vector = bias.size == 1 or (bias.ndim >= 1 and bias.shape[-1] == n and bias.size == n)
+        if vector and (beta != 1.0 or bias.shape != (n,)):
             bias = np.broadcast_to(bias.reshape(-1), (n,)).astype(c_value.dtype)
-        c = ctx.constant_operand(np.ascontiguousarray(bias), "bias")
+            c = ctx.constant_operand(np.ascontiguousarray(bias), "bias")
+        elif beta != 1.0:
+            c = ctx.constant_operand(np.ascontiguousarray(bias), "bias")
+        beta = 1.0
     attrs = {"trans_a": trans_a, "trans_b": trans_b, "alpha": alpha, "beta": beta,
              "activation": None}
     ctx.emit("Gemm", [a, b, c] if c else [a, b], attrs, outputs=[node.output[0]])

@@ -85,6 +85,15 @@ class Program:
     directives: list[BoundDirective] = field(default_factory=list)
     explore: ExploreSpace | None = None
 
+    def error(self, span: ast.Span, message: str) -> DirectiveError:
+        return error_at(self.source.path, self.source.text, span, message)
+
+    def explore_targets(self, item: BoundExploreItem, graph: Graph) -> list[str]:
+        """The layers an explore item varies (none for passes without a selector)."""
+        if item.item.selector is None:
+            return []
+        return select(item.item.selector, graph, self.error)
+
 
 def _lookup(name: str, span: ast.Span, err: Any) -> type[Pass]:
     cls = get_pass(name)

@@ -1,0 +1,223 @@
+"""The Python API. Every CLI command is one of these calls.
+
+    import axc
+    g = axc.load("model.onnx")
+    axc.apply(g, "d.ax")
+    y = axc.simulate(g, x)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from axc.directives import DirectiveFile, parse_file, parse_text
+from axc.errors import UserError
+from axc.frontend import load as _load_onnx
+from axc.frontend import save as _save_onnx
+from axc.ir import Graph, write_ir
+from axc.ir.stats import summary as graph_summary
+from axc.passes import PassContext, PassManager, PassRecord, Program, bind
+from axc.sim import run as _run
+
+__all__ = [
+    "CheckEntry",
+    "CompileResult",
+    "apply",
+    "check",
+    "compile",
+    "export",
+    "load",
+    "parse_directives",
+    "simulate",
+]
+
+MANIFEST = ".axc-manifest.json"
+
+
+def load(path: str | os.PathLike[str]) -> Graph:
+    """Import an ONNX model into axc's IR."""
+    return _load_onnx(path)
+
+
+def parse_directives(source: str | os.PathLike[str] | DirectiveFile | Program) -> Program:
+    """A validated directive program from a file path, directive text or a parsed file.
+
+    A ``str`` that names an existing file is read from it; any other ``str``
+    is directive text."""
+    if isinstance(source, Program):
+        return source
+    if isinstance(source, DirectiveFile):
+        return bind(source)
+    if isinstance(source, str) and ("\n" in source or not Path(source).exists()) \
+            and not source.endswith(".ax"):
+        return bind(parse_text(source))
+    return bind(parse_file(source))
+
+
+def apply(graph: Graph, directives: str | os.PathLike[str] | DirectiveFile | Program, *,
+          verify: bool | None = None, dump_ir_after: Collection[str] = (),
+          dump: Callable[[str, Graph], None] | None = None,
+          model_path: str | None = None) -> list[PassRecord]:
+    """Run the directives' passes over ``graph`` in place; returns what each did."""
+    program = parse_directives(directives)
+    ctx = PassContext(model_path=model_path, directives_path=program.source.path)
+    manager = PassManager(verify=verify, dump_ir_after=dump_ir_after, dump=dump)
+    return manager.run(graph, program, ctx)
+
+
+def simulate(graph: Graph, inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray
+             ) -> dict[str, np.ndarray]:
+    """Run ``graph`` on ``inputs`` (float executor) and return its outputs by name."""
+    return _run(graph, inputs)
+
+
+def export(graph: Graph, path: str | os.PathLike[str]) -> None:
+    """Write ``graph`` as an ONNX model."""
+    _save_onnx(graph, path)
+
+
+@dataclass(frozen=True)
+class CheckEntry:
+    location: str
+    directive: str
+    pass_name: str
+    targets: tuple[str, ...]
+    summary: str
+
+
+def check(graph: Graph, directives: str | os.PathLike[str] | DirectiveFile | Program
+          ) -> list[CheckEntry]:
+    """Validate directives against ``graph`` and report what each selects.
+
+    Selectors are resolved against the graph as given, without running passes."""
+    program = parse_directives(directives)
+    entries = []
+    for bound in program.directives:
+        d = bound.directive
+        entries.append(CheckEntry(f"{program.source.path}:{d.span.line}:{d.span.column}",
+                                  str(d), bound.pass_cls.name, tuple(bound.targets(graph)),
+                                  bound.pass_cls.summary))
+    if program.explore is not None:
+        for item in program.explore.items:
+            i = item.item
+            entries.append(CheckEntry(
+                f"{program.source.path}:{i.span.line}:{i.span.column}",
+                f"explore {i.pass_name} {i.selector or ''} {i.param} in "
+                f"{len(item.values)} values".replace("  ", " "),
+                item.pass_cls.name, tuple(program.explore_targets(item, graph)),
+                "exploration axis"))
+    return entries
+
+
+@dataclass
+class CompileResult:
+    outdir: Path
+    files: list[Path]
+    records: list[PassRecord]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _claim_outdir(outdir: Path, force: bool) -> set[str]:
+    """Names in ``outdir`` that axc wrote before (and may replace)."""
+    if outdir.exists() and not outdir.is_dir():
+        raise UserError(f"output path {outdir} exists and is not a directory")
+    if not outdir.exists():
+        return set()
+    ours: set[str] = set()
+    manifest = outdir / MANIFEST
+    if manifest.is_file():
+        try:
+            ours = set(json.loads(manifest.read_text(encoding="utf-8")).get("files", []))
+        except (ValueError, OSError):
+            ours = set()
+        ours.add(MANIFEST)
+    others = sorted(p.name for p in outdir.iterdir() if p.name not in ours)
+    if others and not force:
+        listed = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise UserError(f"output directory {outdir} already holds files axc did not write "
+                        f"({listed}); choose an empty directory, or pass --force to write "
+                        "axc's files beside them")
+    return ours
+
+
+def compile(model: str | os.PathLike[str], directives: str | os.PathLike[str] | Program,
+            outdir: str | os.PathLike[str], *, force: bool = False,
+            dump_ir_after: Collection[str] = (),
+            dump: Callable[[str, Graph], None] | None = None,
+            verify: bool | None = None) -> CompileResult:
+    """Import, apply the directives and write the transformed IR (JSON + npz),
+    the ONNX export and a summary into ``outdir``.
+
+    Nothing is written unless every step succeeds; then files appear at once.
+    Files in ``outdir`` that axc did not write are never overwritten."""
+    out = Path(outdir)
+    _claim_outdir(out, force)  # fail early, before any work
+    graph = load(model)
+    before = graph_summary(graph)
+    records = apply(graph, directives, verify=verify, dump_ir_after=dump_ir_after, dump=dump,
+                    model_path=str(model))
+    stem = Path(model).stem
+    after = graph_summary(graph)
+    summary = {
+        "model": str(model),
+        "directives": str(parse_directives(directives).source.path),
+        "imported": before,
+        "compiled": after,
+        "target": graph.metadata.get("target"),
+        "passes": [{"directive": r.directive, "location": r.location, "pass": r.pass_name,
+                    "targets": list(r.targets), "changed": r.changed} for r in records],
+    }
+    parent = out.parent if out.parent != Path("") else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".axc-staging-", dir=parent))
+    except OSError as exc:
+        raise UserError(f"cannot create output directory {out}: {exc}") from None
+    try:
+        write_ir(graph, staging / f"{stem}.axc.json")
+        _save_onnx(graph, staging / f"{stem}.onnx")
+        (staging / "summary.json").write_text(json.dumps(summary, indent=1) + "\n",
+                                              encoding="utf-8")
+        (staging / "summary.txt").write_text(format_summary(summary), encoding="utf-8")
+        names = sorted(p.name for p in staging.iterdir())
+        ours = _claim_outdir(out, force)  # again: the folder may have changed meanwhile
+        out.mkdir(exist_ok=True)
+        for name in names:
+            os.replace(staging / name, out / name)
+        (out / MANIFEST).write_text(json.dumps({"files": sorted(set(names) | (ours - {MANIFEST}))},
+                                               indent=1) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write into {out}: {exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return CompileResult(out, [out / n for n in names], records, summary)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    imported, compiled = summary["imported"], summary["compiled"]
+    lines = [
+        f"model       {summary['model']}",
+        f"directives  {summary['directives']}",
+        f"layers      {imported['nodes']} imported, {compiled['nodes']} after passes",
+        f"ops         " + ", ".join(f"{k} x{v}" for k, v in compiled["ops"].items()),
+        f"parameters  {compiled['parameters']:,}",
+        f"MACs/input  {compiled['macs_per_input']:,}",
+    ]
+    if summary.get("target"):
+        t = summary["target"]
+        lines.append("target      " + " ".join(f"{k}={v}" for k, v in t.items()))
+    for p in summary["passes"]:
+        n = len(p["targets"])
+        what = f"{n} layer{'s' if n != 1 else ''}" if n else "graph"
+        lines.append(f"pass        {p['location']}  {p['directive']}  ({what}"
+                     f"{', changed' if p['changed'] else ', no change'})")
+    return "\n".join(lines) + "\n"

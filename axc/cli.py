@@ -1,0 +1,199 @@
+"""The ``axc`` command. Thin: it parses arguments and calls :mod:`axc.api`.
+
+Exit status: 0 on success, 1 for a user error (one message, no traceback),
+2 for an internal error (a bug: the traceback is printed for the report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from axc import api
+from axc.errors import UserError
+from axc.ir import Graph, to_dot, to_text
+from axc.ir.stats import summary as graph_summary
+
+__all__ = ["main"]
+
+EPILOGS = {
+    "compile": """examples:
+  axc compile model.onnx --directives d.ax -o build/
+  axc compile model.onnx --directives d.ax -o build/ --dump-ir-after cut --json
+""",
+    "check": """examples:
+  axc check model.onnx --directives d.ax
+  axc check model.onnx --directives d.ax --json
+""",
+    "show": """examples:
+  axc show model.onnx
+  axc show model.onnx --dot model.dot      # then: dot -Tsvg model.dot -o model.svg
+  axc show model.onnx --json
+""",
+    "ops": """examples:
+  axc ops
+  axc ops --json
+""",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on a usage error; for axc that is a user error (1)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(1, f"axc: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from axc import __version__
+
+    parser = _Parser(prog="axc", description="A compiler for cheap and dependable DNN "
+                     "accelerators: quantization, approximate multipliers, fault protection, "
+                     "HLS and systolic-array backends.")
+    parser.add_argument("--version", action="version", version=f"axc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text,
+                              epilog=EPILOGS.get(name),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = command("compile", "apply a directive file to a model and write the result")
+    p.add_argument("model", help="ONNX model")
+    p.add_argument("--directives", "-d", required=True, metavar="FILE", help="directive file (.ax)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--force", action="store_true",
+                   help="write into a directory that holds other files (they are left alone)")
+    p.add_argument("--dump-ir-after", action="append", default=[], metavar="PASS",
+                   help="print the IR after every run of PASS (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+
+    p = command("check", "validate a directive file against a model; show what each selects")
+    p.add_argument("model", help="ONNX model")
+    p.add_argument("--directives", "-d", required=True, metavar="FILE", help="directive file (.ax)")
+    p.add_argument("--json", action="store_true", help="print the selections as JSON")
+
+    p = command("show", "print a model's IR after import")
+    p.add_argument("model", help="ONNX model, or an axc IR file (.axc.json)")
+    p.add_argument("--dot", metavar="FILE", help="write Graphviz dot to FILE ('-' for stdout)")
+    p.add_argument("--json", action="store_true", help="print the IR as JSON")
+
+    p = command("ops", "list the ONNX ops axc imports")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    return parser
+
+
+def _load_any(path: str) -> Graph:
+    if path.endswith(".axc.json"):
+        from axc.ir import read_ir
+
+        try:
+            return read_ir(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"{path}: cannot read axc IR: {exc}") from None
+    return api.load(path)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=1))
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    def dump(title: str, graph: Graph) -> None:
+        print(f"// ---- {title}", file=sys.stderr)
+        print(to_text(graph), file=sys.stderr, end="")
+
+    result = api.compile(args.model, args.directives, args.output, force=args.force,
+                         dump_ir_after=args.dump_ir_after, dump=dump)
+    if args.json:
+        _print_json({**result.summary, "files": [str(f) for f in result.files]})
+    elif not args.quiet:
+        print(api.format_summary(result.summary), end="")
+        print(f"wrote       {', '.join(f.name for f in result.files)} to {result.outdir}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    graph = api.load(args.model)
+    entries = api.check(graph, args.directives)
+    if args.json:
+        _print_json([{"location": e.location, "directive": e.directive, "pass": e.pass_name,
+                      "targets": list(e.targets)} for e in entries])
+        return 0
+    for e in entries:
+        picked = ", ".join(e.targets) if e.targets else "(whole graph)"
+        print(f"{e.location}: {e.directive}\n    {e.pass_name}: {len(e.targets)} layer(s): "
+              f"{picked}")
+    print(f"{len(entries)} statement(s) OK against {args.model} ({len(graph.nodes)} layers)")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    graph = _load_any(args.model)
+    if args.dot:
+        text = to_dot(graph)
+        if args.dot == "-":
+            print(text, end="")
+            return 0
+        try:
+            with open(args.dot, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise UserError(f"cannot write {args.dot}: {exc}") from None
+    if args.json:
+        from axc.ir.serialize import graph_to_dict
+
+        data = graph_to_dict(graph)
+        data["summary"] = graph_summary(graph)
+        _print_json(data)
+    else:
+        print(to_text(graph), end="")
+    return 0
+
+
+def _cmd_ops(args: argparse.Namespace) -> int:
+    from axc.frontend import SUPPORTED_OPS
+
+    if args.json:
+        _print_json(list(SUPPORTED_OPS))
+    else:
+        print("\n".join(SUPPORTED_OPS))
+    return 0
+
+
+COMMANDS = {"compile": _cmd_compile, "check": _cmd_check, "show": _cmd_show, "ops": _cmd_ops}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 1
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"axc: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("axc: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception:
+        traceback.print_exc()
+        print("axc: internal error (a bug in axc; please report it with the traceback above)",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
