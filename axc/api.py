@@ -1,9 +1,9 @@
 """The Python API. Every CLI command is one of these calls.
 
-    import axc
-    g = axc.load("model.onnx")
-    axc.apply(g, "d.ax")
-    y = axc.simulate(g, x)
+import axc
+g = axc.load("model.onnx")
+axc.apply(g, "d.ax")
+y = axc.simulate(g, x)
 """
 
 from __future__ import annotations
@@ -57,16 +57,24 @@ def parse_directives(source: str | os.PathLike[str] | DirectiveFile | Program) -
         return source
     if isinstance(source, DirectiveFile):
         return bind(source)
-    if isinstance(source, str) and ("\n" in source or not Path(source).exists()) \
-            and not source.endswith(".ax"):
+    if (
+        isinstance(source, str)
+        and ("\n" in source or not Path(source).exists())
+        and not source.endswith(".ax")
+    ):
         return bind(parse_text(source))
     return bind(parse_file(source))
 
 
-def apply(graph: Graph, directives: str | os.PathLike[str] | DirectiveFile | Program, *,
-          verify: bool | None = None, dump_ir_after: Collection[str] = (),
-          dump: Callable[[str, Graph], None] | None = None,
-          model_path: str | None = None) -> list[PassRecord]:
+def apply(
+    graph: Graph,
+    directives: str | os.PathLike[str] | DirectiveFile | Program,
+    *,
+    verify: bool | None = None,
+    dump_ir_after: Collection[str] = (),
+    dump: Callable[[str, Graph], None] | None = None,
+    model_path: str | None = None,
+) -> list[PassRecord]:
     """Run the directives' passes over ``graph`` in place; returns what each did."""
     program = parse_directives(directives)
     ctx = PassContext(model_path=model_path, directives_path=program.source.path)
@@ -74,8 +82,9 @@ def apply(graph: Graph, directives: str | os.PathLike[str] | DirectiveFile | Pro
     return manager.run(graph, program, ctx)
 
 
-def simulate(graph: Graph, inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray
-             ) -> dict[str, np.ndarray]:
+def simulate(
+    graph: Graph, inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray
+) -> dict[str, np.ndarray]:
     """Run ``graph`` on ``inputs`` (float executor) and return its outputs by name."""
     return _run(graph, inputs)
 
@@ -94,8 +103,9 @@ class CheckEntry:
     summary: str
 
 
-def check(graph: Graph, directives: str | os.PathLike[str] | DirectiveFile | Program
-          ) -> list[CheckEntry]:
+def check(
+    graph: Graph, directives: str | os.PathLike[str] | DirectiveFile | Program
+) -> list[CheckEntry]:
     """Validate directives against ``graph`` and report what each selects.
 
     Selectors are resolved against the graph as given, without running passes."""
@@ -103,18 +113,28 @@ def check(graph: Graph, directives: str | os.PathLike[str] | DirectiveFile | Pro
     entries = []
     for bound in program.directives:
         d = bound.directive
-        entries.append(CheckEntry(f"{program.source.path}:{d.span.line}:{d.span.column}",
-                                  str(d), bound.pass_cls.name, tuple(bound.targets(graph)),
-                                  bound.pass_cls.summary))
+        entries.append(
+            CheckEntry(
+                f"{program.source.path}:{d.span.line}:{d.span.column}",
+                str(d),
+                bound.pass_cls.name,
+                tuple(bound.targets(graph)),
+                bound.pass_cls.summary,
+            )
+        )
     if program.explore is not None:
         for item in program.explore.items:
             i = item.item
-            entries.append(CheckEntry(
-                f"{program.source.path}:{i.span.line}:{i.span.column}",
-                f"explore {i.pass_name} {i.selector or ''} {i.param} in "
-                f"{len(item.values)} values".replace("  ", " "),
-                item.pass_cls.name, tuple(program.explore_targets(item, graph)),
-                "exploration axis"))
+            entries.append(
+                CheckEntry(
+                    f"{program.source.path}:{i.span.line}:{i.span.column}",
+                    f"explore {i.pass_name} {i.selector or ''} {i.param} in "
+                    f"{len(item.values)} values".replace("  ", " "),
+                    item.pass_cls.name,
+                    tuple(program.explore_targets(item, graph)),
+                    "exploration axis",
+                )
+            )
     return entries
 
 
@@ -143,17 +163,24 @@ def _claim_outdir(outdir: Path, force: bool) -> set[str]:
     others = sorted(p.name for p in outdir.iterdir() if p.name not in ours)
     if others and not force:
         listed = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-        raise UserError(f"output directory {outdir} already holds files axc did not write "
-                        f"({listed}); choose an empty directory, or pass --force to write "
-                        "axc's files beside them")
+        raise UserError(
+            f"output directory {outdir} already holds files axc did not write "
+            f"({listed}); choose an empty directory, or pass --force to write "
+            "axc's files beside them"
+        )
     return ours
 
 
-def compile(model: str | os.PathLike[str], directives: str | os.PathLike[str] | Program,
-            outdir: str | os.PathLike[str], *, force: bool = False,
-            dump_ir_after: Collection[str] = (),
-            dump: Callable[[str, Graph], None] | None = None,
-            verify: bool | None = None) -> CompileResult:
+def compile(
+    model: str | os.PathLike[str],
+    directives: str | os.PathLike[str] | Program,
+    outdir: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    dump_ir_after: Collection[str] = (),
+    dump: Callable[[str, Graph], None] | None = None,
+    verify: bool | None = None,
+) -> CompileResult:
     """Import, apply the directives and write the transformed IR (JSON + npz),
     the ONNX export and a summary into ``outdir``.
 
@@ -163,8 +190,14 @@ def compile(model: str | os.PathLike[str], directives: str | os.PathLike[str] | 
     _claim_outdir(out, force)  # fail early, before any work
     graph = load(model)
     before = graph_summary(graph)
-    records = apply(graph, directives, verify=verify, dump_ir_after=dump_ir_after, dump=dump,
-                    model_path=str(model))
+    records = apply(
+        graph,
+        directives,
+        verify=verify,
+        dump_ir_after=dump_ir_after,
+        dump=dump,
+        model_path=str(model),
+    )
     stem = Path(model).stem
     after = graph_summary(graph)
     summary = {
@@ -173,8 +206,16 @@ def compile(model: str | os.PathLike[str], directives: str | os.PathLike[str] | 
         "imported": before,
         "compiled": after,
         "target": graph.metadata.get("target"),
-        "passes": [{"directive": r.directive, "location": r.location, "pass": r.pass_name,
-                    "targets": list(r.targets), "changed": r.changed} for r in records],
+        "passes": [
+            {
+                "directive": r.directive,
+                "location": r.location,
+                "pass": r.pass_name,
+                "targets": list(r.targets),
+                "changed": r.changed,
+            }
+            for r in records
+        ],
     }
     parent = out.parent if out.parent != Path("") else Path(".")
     try:
@@ -185,16 +226,19 @@ def compile(model: str | os.PathLike[str], directives: str | os.PathLike[str] | 
     try:
         write_ir(graph, staging / f"{stem}.axc.json")
         _save_onnx(graph, staging / f"{stem}.onnx")
-        (staging / "summary.json").write_text(json.dumps(summary, indent=1) + "\n",
-                                              encoding="utf-8")
+        (staging / "summary.json").write_text(
+            json.dumps(summary, indent=1) + "\n", encoding="utf-8"
+        )
         (staging / "summary.txt").write_text(format_summary(summary), encoding="utf-8")
         names = sorted(p.name for p in staging.iterdir())
         ours = _claim_outdir(out, force)  # again: the folder may have changed meanwhile
         out.mkdir(exist_ok=True)
         for name in names:
             os.replace(staging / name, out / name)
-        (out / MANIFEST).write_text(json.dumps({"files": sorted(set(names) | (ours - {MANIFEST}))},
-                                               indent=1) + "\n", encoding="utf-8")
+        (out / MANIFEST).write_text(
+            json.dumps({"files": sorted(set(names) | (ours - {MANIFEST}))}, indent=1) + "\n",
+            encoding="utf-8",
+        )
     except OSError as exc:
         raise UserError(f"cannot write into {out}: {exc}") from None
     finally:
@@ -208,7 +252,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"model       {summary['model']}",
         f"directives  {summary['directives']}",
         f"layers      {imported['nodes']} imported, {compiled['nodes']} after passes",
-        f"ops         " + ", ".join(f"{k} x{v}" for k, v in compiled["ops"].items()),
+        "ops         " + ", ".join(f"{k} x{v}" for k, v in compiled["ops"].items()),
         f"parameters  {compiled['parameters']:,}",
         f"MACs/input  {compiled['macs_per_input']:,}",
     ]
@@ -218,6 +262,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     for p in summary["passes"]:
         n = len(p["targets"])
         what = f"{n} layer{'s' if n != 1 else ''}" if n else "graph"
-        lines.append(f"pass        {p['location']}  {p['directive']}  ({what}"
-                     f"{', changed' if p['changed'] else ', no change'})")
+        lines.append(
+            f"pass        {p['location']}  {p['directive']}  ({what}"
+            f"{', changed' if p['changed'] else ', no change'})"
+        )
     return "\n".join(lines) + "\n"

@@ -53,25 +53,40 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     from axc import __version__
 
-    parser = _Parser(prog="axc", description="A compiler for cheap and dependable DNN "
-                     "accelerators: quantization, approximate multipliers, fault protection, "
-                     "HLS and systolic-array backends.")
+    parser = _Parser(
+        prog="axc",
+        description="A compiler for cheap and dependable DNN "
+        "accelerators: quantization, approximate multipliers, fault protection, "
+        "HLS and systolic-array backends.",
+    )
     parser.add_argument("--version", action="version", version=f"axc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, description=help_text,
-                              epilog=EPILOGS.get(name),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EPILOGS.get(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     p = command("compile", "apply a directive file to a model and write the result")
     p.add_argument("model", help="ONNX model")
     p.add_argument("--directives", "-d", required=True, metavar="FILE", help="directive file (.ax)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--force", action="store_true",
-                   help="write into a directory that holds other files (they are left alone)")
-    p.add_argument("--dump-ir-after", action="append", default=[], metavar="PASS",
-                   help="print the IR after every run of PASS (repeatable)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a directory that holds other files (they are left alone)",
+    )
+    p.add_argument(
+        "--dump-ir-after",
+        action="append",
+        default=[],
+        metavar="PASS",
+        help="print the IR after every run of PASS (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
 
@@ -110,8 +125,14 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         print(f"// ---- {title}", file=sys.stderr)
         print(to_text(graph), file=sys.stderr, end="")
 
-    result = api.compile(args.model, args.directives, args.output, force=args.force,
-                         dump_ir_after=args.dump_ir_after, dump=dump)
+    result = api.compile(
+        args.model,
+        args.directives,
+        args.output,
+        force=args.force,
+        dump_ir_after=args.dump_ir_after,
+        dump=dump,
+    )
     if args.json:
         _print_json({**result.summary, "files": [str(f) for f in result.files]})
     elif not args.quiet:
@@ -124,13 +145,23 @@ def _cmd_check(args: argparse.Namespace) -> int:
     graph = api.load(args.model)
     entries = api.check(graph, args.directives)
     if args.json:
-        _print_json([{"location": e.location, "directive": e.directive, "pass": e.pass_name,
-                      "targets": list(e.targets)} for e in entries])
+        _print_json(
+            [
+                {
+                    "location": e.location,
+                    "directive": e.directive,
+                    "pass": e.pass_name,
+                    "targets": list(e.targets),
+                }
+                for e in entries
+            ]
+        )
         return 0
     for e in entries:
         picked = ", ".join(e.targets) if e.targets else "(whole graph)"
-        print(f"{e.location}: {e.directive}\n    {e.pass_name}: {len(e.targets)} layer(s): "
-              f"{picked}")
+        print(
+            f"{e.location}: {e.directive}\n    {e.pass_name}: {len(e.targets)} layer(s): {picked}"
+        )
     print(f"{len(entries)} statement(s) OK against {args.model} ({len(graph.nodes)} layers)")
     return 0
 
@@ -173,7 +204,10 @@ COMMANDS = {"compile": _cmd_compile, "check": _cmd_check, "show": _cmd_show, "op
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else 1
     if args.command is None:
         parser.print_help()
         return 1
@@ -190,8 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception:
         traceback.print_exc()
-        print("axc: internal error (a bug in axc; please report it with the traceback above)",
-              file=sys.stderr)
+        print(
+            "axc: internal error (a bug in axc; please report it with the traceback above)",
+            file=sys.stderr,
+        )
         return 2
 
 

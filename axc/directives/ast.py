@@ -142,8 +142,10 @@ class RangeSelector:
     span: Span
 
     def __str__(self) -> str:
-        return f"layers[{'' if self.start is None else self.start}:" \
-               f"{'' if self.stop is None else self.stop}]"
+        return (
+            f"layers[{'' if self.start is None else self.start}:"
+            f"{'' if self.stop is None else self.stop}]"
+        )
 
 
 Selector = NameSelector | GlobSelector | OpSelector | IndexSelector | RangeSelector

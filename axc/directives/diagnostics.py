@@ -27,7 +27,7 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
 def format_location(path: str, text: str, span: Span, message: str) -> str:
     lines = text.splitlines()
     line = lines[span.line - 1] if 0 < span.line <= len(lines) else ""
-    width = (span.end_column - span.column if span.end_line == span.line else 1)
+    width = span.end_column - span.column if span.end_line == span.line else 1
     width = max(1, min(width, len(line) - span.column + 2))
     caret = " " * (span.column - 1) + "^" + "~" * (width - 1)
     return f"{path}:{span.line}:{span.column}: {message}\n    {line}\n    {caret}"

@@ -18,19 +18,36 @@ from axc.errors import DirectiveError
 __all__ = ["parse_file", "parse_text"]
 
 _TERMINALS = {
-    "NAME": "a name", "GLOB": "a glob pattern", "INT": "an integer", "NUMBER": "a number",
-    "STRING": "a quoted string", "EQUAL": "'='", "LPAR": "'('", "RPAR": "')'",
-    "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','",
-    "COLON": "':'", "_NL": "end of line", "$END": "end of file", "IN": "'in'",
-    "__ANON_0": "'..'", "OP": "'op'", "LAYERS": "'layers'", "EXPLORE": "'explore'",
+    "NAME": "a name",
+    "GLOB": "a glob pattern",
+    "INT": "an integer",
+    "NUMBER": "a number",
+    "STRING": "a quoted string",
+    "EQUAL": "'='",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "COMMA": "','",
+    "COLON": "':'",
+    "_NL": "end of line",
+    "$END": "end of file",
+    "IN": "'in'",
+    "__ANON_0": "'..'",
+    "OP": "'op'",
+    "LAYERS": "'layers'",
+    "EXPLORE": "'explore'",
 }
 
 
 @functools.cache
 def _parser() -> Lark:
     grammar = resources.files("axc.grammar").joinpath("axc.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", strict=True, propagate_positions=True,
-                maybe_placeholders=True)
+    return Lark(
+        grammar, parser="lalr", strict=True, propagate_positions=True, maybe_placeholders=True
+    )
 
 
 def _span(item: Any) -> ast.Span:
@@ -43,7 +60,7 @@ def _unquote(token: str) -> str:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):  # type: ignore[type-arg]
+class _ToAst(Transformer):
     # values
     def number(self, meta: Any, children: list[Token]) -> ast.Number:
         return ast.Number(float(children[0]), _span(meta))
@@ -72,7 +89,7 @@ class _ToAst(Transformer):  # type: ignore[type-arg]
     def keyword_arg(self, meta: Any, children: list[Any]) -> tuple[str, ast.Value]:
         return (str(children[0]), children[1])
 
-    def list(self, meta: Any, children: list[Any]) -> ast.ListValue:
+    def list_value(self, meta: Any, children: list[Any]) -> ast.ListValue:
         items = tuple(c for c in children if c is not None)
         span = _span(meta) if not meta.empty else ast.Span(0, 0, 0, 0)
         return ast.ListValue(items, span)
@@ -124,12 +141,16 @@ class _ToAst(Transformer):  # type: ignore[type-arg]
 
 _EXAMPLES: dict[str, list[str]] = {
     "missing value after '='": ["quantize * weights=\n", "quantize * weights= a=1\n"],
-    "a parameter needs the form name=value": ["quantize * weights int8\n",
-                                              "target systolic rows 8\n"],
+    "a parameter needs the form name=value": [
+        "quantize * weights int8\n",
+        "target systolic rows 8\n",
+    ],
     "unclosed '('": ["quantize * calibration=percentile(99\n"],
     "unclosed '['": ["explore objectives=[accuracy {\n}\n"],
     "an explore item has the form: pass [selector] parameter in [values] or low..high": [
-        "explore {\nquantize * weights int8\n}\n", "explore {\nquantize * weights=int8\n}\n"],
+        "explore {\nquantize * weights int8\n}\n",
+        "explore {\nquantize * weights=int8\n}\n",
+    ],
 }
 
 
@@ -140,7 +161,8 @@ def _syntax_error(path: str, text: str, exc: UnexpectedInput) -> DirectiveError:
         width = max(1, len(str(exc.token)))
         found = "end of line" if exc.token.type == "_NL" else repr(str(exc.token))
     elif isinstance(exc, UnexpectedCharacters):
-        found = repr(text[exc.pos_in_stream]) if exc.pos_in_stream < len(text) else "end of file"
+        pos = exc.pos_in_stream or 0
+        found = repr(text[pos]) if pos < len(text) else "end of file"
     else:
         found = "end of file"
         lines = text.splitlines() or [""]

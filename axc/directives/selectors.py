@@ -20,8 +20,9 @@ from axc.ir import OPS, Graph
 __all__ = ["select"]
 
 
-def select(selector: ast.Selector, graph: Graph,
-           error: Callable[[ast.Span, str], DirectiveError]) -> list[str]:
+def select(
+    selector: ast.Selector, graph: Graph, error: Callable[[ast.Span, str], DirectiveError]
+) -> list[str]:
     """Names of the selected layers in topological order; an empty pick is an error."""
     layers = [n.name for n in graph.topological()]
     picked: list[str]
@@ -29,16 +30,22 @@ def select(selector: ast.Selector, graph: Graph,
         if selector.name in graph.nodes:
             return [selector.name]
         close = nearest(selector.name, layers, n=5)
-        hint = f"; nearest names: {', '.join(close)}" if close else \
-            f"; layers are {', '.join(layers[:8])}{', ...' if len(layers) > 8 else ''}"
+        hint = (
+            f"; nearest names: {', '.join(close)}"
+            if close
+            else f"; layers are {', '.join(layers[:8])}{', ...' if len(layers) > 8 else ''}"
+        )
         raise error(selector.span, f"no layer named {selector.name!r}{hint}")
     if isinstance(selector, ast.GlobSelector):
         picked = [n for n in layers if fnmatch.fnmatchcase(n, selector.pattern)]
         if not picked:
             stem = selector.pattern.replace("*", "").replace("?", "")
             close = nearest(stem, layers, n=5) if stem else []
-            hint = f"; nearest names: {', '.join(close)}" if close else \
-                f"; layers are {', '.join(layers[:8])}{', ...' if len(layers) > 8 else ''}"
+            hint = (
+                f"; nearest names: {', '.join(close)}"
+                if close
+                else f"; layers are {', '.join(layers[:8])}{', ...' if len(layers) > 8 else ''}"
+            )
             raise error(selector.span, f"pattern {selector.pattern!r} matches no layer{hint}")
         return picked
     if isinstance(selector, ast.OpSelector):
@@ -48,16 +55,25 @@ def select(selector: ast.Selector, graph: Graph,
         picked = [n.name for n in graph.topological() if n.op in selector.ops]
         if not picked:
             present = sorted(graph.ops())
-            raise error(selector.span, f"the model has no {' or '.join(selector.ops)} layer; "
-                        f"its ops are {', '.join(present)}")
+            raise error(
+                selector.span,
+                f"the model has no {' or '.join(selector.ops)} layer; "
+                f"its ops are {', '.join(present)}",
+            )
         return picked
     if isinstance(selector, ast.IndexSelector):
         if not -len(layers) <= selector.index < len(layers):
-            raise error(selector.span, f"layer index {selector.index} out of range: the model "
-                        f"has {len(layers)} layers (0..{len(layers) - 1})")
+            raise error(
+                selector.span,
+                f"layer index {selector.index} out of range: the model "
+                f"has {len(layers)} layers (0..{len(layers) - 1})",
+            )
         return [layers[selector.index]]
-    picked = layers[selector.start:selector.stop]
+    picked = layers[selector.start : selector.stop]
     if not picked:
-        raise error(selector.span, f"{selector} selects no layer: the model has "
-                    f"{len(layers)} layers (0..{len(layers) - 1})")
+        raise error(
+            selector.span,
+            f"{selector} selects no layer: the model has "
+            f"{len(layers)} layers (0..{len(layers) - 1})",
+        )
     return picked

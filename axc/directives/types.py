@@ -63,9 +63,12 @@ def describe(annotation: Any) -> str:
     if annotation in CALL_FORMS:
         fields = ", ".join(f.name for f in dataclasses.fields(annotation))
         return f"{CALL_FORMS[annotation]}({fields})"
-    return {int: "an integer", float: "a number", bool: "true or false",
-            str: "a name or string"}.get(annotation, getattr(annotation, "__name__",
-                                                            str(annotation)))
+    return {
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        str: "a name or string",
+    }.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
 def _names(annotation: Any) -> list[str]:
@@ -112,8 +115,13 @@ def _coerce_one(value: ast.Value, annotation: Any, where: Where) -> Any:
             return value.text
         raise _Mismatch
     if origin is Literal:
-        text = value.name if isinstance(value, ast.Ident) else \
-            value.text if isinstance(value, ast.String) else None
+        text = (
+            value.name
+            if isinstance(value, ast.Ident)
+            else value.text
+            if isinstance(value, ast.String)
+            else None
+        )
         choices = get_args(annotation)
         if text is not None and text in choices:
             return text
@@ -136,22 +144,32 @@ def _call(value: ast.Value, cls: type, where: Where) -> Any:
     fields = [f for f in dataclasses.fields(cls) if f.init]
     hints = get_type_hints(cls)
     if len(value.args) > len(fields):
-        raise where.error(value.span, f"{name}() takes at most {len(fields)} arguments "
-                          f"({', '.join(f.name for f in fields)}), got {len(value.args)}")
+        raise where.error(
+            value.span,
+            f"{name}() takes at most {len(fields)} arguments "
+            f"({', '.join(f.name for f in fields)}), got {len(value.args)}",
+        )
     kwargs: dict[str, Any] = {}
     for field, arg in zip(fields, value.args, strict=False):
-        kwargs[field.name] = coerce(arg, hints[field.name],
-                                    Where(where.error, f"argument {field.name!r} of {name}()"))
+        kwargs[field.name] = coerce(
+            arg, hints[field.name], Where(where.error, f"argument {field.name!r} of {name}()")
+        )
     known = {f.name for f in fields}
     for key, arg in value.kwargs:
         if key not in known:
-            raise where.error(arg.span, f"{name}() has no argument {key!r}"
-                              f"{did_you_mean(key, known)}")
+            raise where.error(
+                arg.span, f"{name}() has no argument {key!r}{did_you_mean(key, known)}"
+            )
         if key in kwargs:
             raise where.error(arg.span, f"{name}() got argument {key!r} twice")
         kwargs[key] = coerce(arg, hints[key], Where(where.error, f"argument {key!r} of {name}()"))
-    missing = [f.name for f in fields if f.name not in kwargs
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [
+        f.name
+        for f in fields
+        if f.name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise where.error(value.span, f"{name}() needs argument {', '.join(map(repr, missing))}")
     try:
@@ -184,16 +202,23 @@ def coerce(value: ast.Value, annotation: Any, where: Where) -> Any:
     word = value.name if isinstance(value, (ast.Ident, ast.Call)) else None
     names = _names(annotation)
     if word is not None and names:
-        raise where.error(value.span, f"unknown value {word!r} for {where.what}"
-                          f"{did_you_mean(word, names)} (expected {describe(annotation)})")
+        raise where.error(
+            value.span,
+            f"unknown value {word!r} for {where.what}"
+            f"{did_you_mean(word, names)} (expected {describe(annotation)})",
+        )
     raise where.error(value.span, f"{where.what} expects {describe(annotation)}, got {value}")
 
 
 def expand_range(value: ast.RangeValue, where: Where) -> list[ast.Value]:
     """``4..8`` -> 4, 5, 6, 7, 8; ``int4..int8`` -> int4, int5, ..., int8."""
     low, high = value.low, value.high
-    if isinstance(low, ast.Number) and isinstance(high, ast.Number) \
-            and isinstance(low.value, int) and isinstance(high.value, int):
+    if (
+        isinstance(low, ast.Number)
+        and isinstance(high, ast.Number)
+        and isinstance(low.value, int)
+        and isinstance(high.value, int)
+    ):
         if low.value > high.value:
             raise where.error(value.span, f"empty range {value}")
         return [ast.Number(v, value.span) for v in range(low.value, high.value + 1)]
@@ -202,13 +227,14 @@ def expand_range(value: ast.RangeValue, where: Where) -> list[ast.Value]:
         stem_b, num_b = _split_number(high.name)
         if stem_a == stem_b and num_a is not None and num_b is not None and num_a <= num_b:
             return [ast.Ident(f"{stem_a}{v}", value.span) for v in range(num_a, num_b + 1)]
-    raise where.error(value.span, f"cannot enumerate range {value}: write two integers "
-                      "(4..8) or two names that differ in a trailing number (int4..int8)")
+    raise where.error(
+        value.span,
+        f"cannot enumerate range {value}: write two integers "
+        "(4..8) or two names that differ in a trailing number (int4..int8)",
+    )
 
 
 def _split_number(name: str) -> tuple[str, int | None]:
     stem = name.rstrip("0123456789")
-    digits = name[len(stem):]
+    digits = name[len(stem) :]
     return stem, int(digits) if digits else None
-
-

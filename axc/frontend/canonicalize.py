@@ -69,8 +69,7 @@ def fold_affine(graph: Graph) -> int:
         weight_name = producer.inputs[1]
         weight = graph.constants[weight_name]
         bias_name = producer.inputs[2] if len(producer.inputs) > 2 else ""
-        bias = (graph.constants[bias_name].astype(np.float64) if bias_name
-                else np.zeros(len(vector)))
+        bias = graph.constants[bias_name].astype(np.float64) if bias_name else np.zeros(len(vector))
         if node.op == "Mul":
             scale = vector.reshape((-1,) + (1,) * (weight.ndim - 1))
             new_weight = (weight.astype(np.float64) * scale).astype(weight.dtype)

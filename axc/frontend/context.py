@@ -47,7 +47,9 @@ class ImportContext:
             raise NeedsConstantError(
                 f"node {self.node_name!r} ({node.op_type}): its {what} (operand {index}, "
                 f"{node.input[index]!r}) must be a constant: axc's IR has static shapes and "
-                "parameters", node.input[index])
+                "parameters",
+                node.input[index],
+            )
         return value
 
     def numeric(self, index: int, what: str) -> np.ndarray | None:
@@ -107,8 +109,15 @@ class ImportContext:
         self.graph.add_constant(ir_name, value)
         return ir_name
 
-    def emit(self, op: str, inputs: list[str], attrs: dict[str, Any], outputs: list[str] | None
-             = None, suffix: str = "", dtype: ElemType | None = None) -> list[str]:
+    def emit(
+        self,
+        op: str,
+        inputs: list[str],
+        attrs: dict[str, Any],
+        outputs: list[str] | None = None,
+        suffix: str = "",
+        dtype: ElemType | None = None,
+    ) -> list[str]:
         """Add one canonical node; returns its output tensor names.
 
         ``outputs`` are ONNX output names for the last node a converter emits;
@@ -121,12 +130,13 @@ class ImportContext:
         except ShapeError as exc:
             self.fail(str(exc))
         if outputs is None:
-            outputs = [self.graph.unique_name(f"{name}.out{k}" if k else f"{name}.out")
-                       for k in range(len(out_shapes))]
+            outputs = [
+                self.graph.unique_name(f"{name}.out{k}" if k else f"{name}.out")
+                for k in range(len(out_shapes))
+            ]
         else:
             wanted = outputs
-            outputs = [self.graph.unique_name(o) if o in self.graph.tensors else o
-                       for o in outputs]
+            outputs = [self.graph.unique_name(o) if o in self.graph.tensors else o for o in outputs]
             for onnx_name, ir_name in zip(wanted, outputs, strict=True):
                 self.bind(onnx_name, ir_name)
         elem = dtype or (self.graph.tensors[ir_inputs[0]].dtype if ir_inputs else None)

@@ -15,7 +15,6 @@ import numpy as np
 
 from axc.frontend.context import ImportContext
 from axc.frontend.fold import is_symbolic
-from axc.ir.ops import pool_output_dim
 from axc.ir.types import Dim, ElemType
 
 __all__ = ["CONVERTERS", "SUPPORTED_OPS"]
@@ -44,8 +43,9 @@ def _ints(value: object) -> tuple[int, ...]:
 
 
 # ------------------------------------------------------------------ windows
-def _window_attrs(ctx: ImportContext, spatial: Sequence[Dim], kernel: Sequence[int],
-                  ceil_mode: bool = False) -> dict[str, object]:
+def _window_attrs(
+    ctx: ImportContext, spatial: Sequence[Dim], kernel: Sequence[int], ceil_mode: bool = False
+) -> dict[str, object]:
     nd = len(kernel)
     strides = tuple(ctx.attr("strides", [1] * nd))
     dilations = tuple(ctx.attr("dilations", [1] * nd))
@@ -66,9 +66,13 @@ def _window_attrs(ctx: ImportContext, spatial: Sequence[Dim], kernel: Sequence[i
         pads = [0] * (2 * nd)
     elif auto_pad != "NOTSET":
         ctx.fail(f"unknown auto_pad {auto_pad!r}")
-    return {"kernel_shape": tuple(int(k) for k in kernel), "strides": tuple(map(int, strides)),
-            "pads": tuple(map(int, pads)), "dilations": tuple(map(int, dilations)),
-            **({"ceil_mode": ceil_mode} if ceil_mode is not None else {})}
+    return {
+        "kernel_shape": tuple(int(k) for k in kernel),
+        "strides": tuple(map(int, strides)),
+        "pads": tuple(map(int, pads)),
+        "dilations": tuple(map(int, dilations)),
+        **({"ceil_mode": ceil_mode} if ceil_mode is not None else {}),
+    }
 
 
 @converts("Conv")
@@ -89,8 +93,9 @@ def _pool(ctx: ImportContext, op: str) -> None:
     if len(node.output) > 1 and node.output[1]:
         ctx.fail("the Indices output of MaxPool is not supported")
     x_shape = ctx.shape(node.input[0])
-    attrs = _window_attrs(ctx, x_shape[2:], ctx.attr("kernel_shape"),
-                          ceil_mode=bool(ctx.attr("ceil_mode", 0)))
+    attrs = _window_attrs(
+        ctx, x_shape[2:], ctx.attr("kernel_shape"), ceil_mode=bool(ctx.attr("ceil_mode", 0))
+    )
     if op == "AveragePool":
         attrs["count_include_pad"] = bool(ctx.attr("count_include_pad", 0))
     ctx.emit(op, [node.input[0]], attrs, outputs=[node.output[0]])
@@ -109,8 +114,12 @@ def _plain(ctx: ImportContext) -> None:
 @converts("LeakyRelu")
 def _leaky(ctx: ImportContext) -> None:
     node = ctx.current
-    ctx.emit("LeakyRelu", [node.input[0]], {"alpha": float(ctx.attr("alpha", 0.01))},
-             outputs=[node.output[0]])
+    ctx.emit(
+        "LeakyRelu",
+        [node.input[0]],
+        {"alpha": float(ctx.attr("alpha", 0.01))},
+        outputs=[node.output[0]],
+    )
 
 
 @converts("HardSigmoid")
@@ -123,8 +132,12 @@ def _hard_sigmoid(ctx: ImportContext) -> None:
 @converts("LRN")
 def _lrn(ctx: ImportContext) -> None:
     node = ctx.current
-    attrs = {"size": int(ctx.attr("size")), "alpha": float(ctx.attr("alpha", 1e-4)),
-             "beta": float(ctx.attr("beta", 0.75)), "bias": float(ctx.attr("bias", 1.0))}
+    attrs = {
+        "size": int(ctx.attr("size")),
+        "alpha": float(ctx.attr("alpha", 1e-4)),
+        "beta": float(ctx.attr("beta", 0.75)),
+        "bias": float(ctx.attr("bias", 1.0)),
+    }
     ctx.emit("LRN", [node.input[0]], attrs, outputs=[node.output[0]])
 
 
@@ -141,11 +154,15 @@ def _clip(ctx: ImportContext) -> None:
     is_int = not ctx.dtype(node.input[0]).is_float
     if ctx.opset < 11:
         low, high = ctx.attr("min"), ctx.attr("max")
-        attrs = {"min": None if low is None else float(low),
-                 "max": None if high is None else float(high)}
+        attrs = {
+            "min": None if low is None else float(low),
+            "max": None if high is None else float(high),
+        }
     else:
-        attrs = {"min": _scalar(ctx.numeric(1, "minimum"), is_int),
-                 "max": _scalar(ctx.numeric(2, "maximum"), is_int)}
+        attrs = {
+            "min": _scalar(ctx.numeric(1, "minimum"), is_int),
+            "max": _scalar(ctx.numeric(2, "maximum"), is_int),
+        }
     ctx.emit("Clip", [node.input[0]], attrs, outputs=[node.output[0]])
 
 
@@ -177,8 +194,13 @@ def _sum(ctx: ImportContext) -> None:
     acc = node.input[0]
     for k, operand in enumerate(node.input[1:], start=1):
         last = k == len(node.input) - 1
-        acc = ctx.emit("Add", [acc, operand], {}, outputs=[node.output[0]] if last else None,
-                       suffix="" if last else f".add{k}")[0]
+        acc = ctx.emit(
+            "Add",
+            [acc, operand],
+            {},
+            outputs=[node.output[0]] if last else None,
+            suffix="" if last else f".add{k}",
+        )[0]
 
 
 @converts("Gemm")
@@ -198,7 +220,7 @@ def _gemm(ctx: ImportContext) -> None:
         trans_b = True
     c_value = ctx.value(c)
     if c_value is not None and not is_symbolic(c_value):
-        n = ctx.shape(b)[0] if trans_b else ctx.shape(b)[1]
+        n = int(ctx.shape(b)[0] if trans_b else ctx.shape(b)[1])
         bias = c_value * beta if beta != 1.0 else c_value
         vector = bias.size == 1 or (bias.ndim >= 1 and bias.shape[-1] == n and bias.size == n)
         if vector and (beta != 1.0 or bias.shape != (n,)):
@@ -207,8 +229,13 @@ def _gemm(ctx: ImportContext) -> None:
         elif beta != 1.0:
             c = ctx.constant_operand(np.ascontiguousarray(bias), "bias")
         beta = 1.0
-    attrs = {"trans_a": trans_a, "trans_b": trans_b, "alpha": alpha, "beta": beta,
-             "activation": None}
+    attrs = {
+        "trans_a": trans_a,
+        "trans_b": trans_b,
+        "alpha": alpha,
+        "beta": beta,
+        "activation": None,
+    }
     ctx.emit("Gemm", [a, b, c] if c else [a, b], attrs, outputs=[node.output[0]])
 
 
@@ -225,8 +252,11 @@ def _batchnorm(ctx: ImportContext) -> None:
         ctx.fail("training-mode BatchNormalization (extra outputs) is not supported")
     x = node.input[0]
     rank = len(ctx.shape(x))
-    params = [ctx.numeric(i, what) for i, what in
-              enumerate(("input", "scale", "bias", "mean", "variance")) if i > 0]
+    params = [
+        ctx.numeric(i, what)
+        for i, what in enumerate(("input", "scale", "bias", "mean", "variance"))
+        if i > 0
+    ]
     scale, bias, mean, var = (np.asarray(p, dtype=np.float64) for p in params)
     eps = float(ctx.attr("epsilon", 1e-5))
     mul = scale / np.sqrt(var + eps)
@@ -266,20 +296,21 @@ def _reshape_to(ctx: ImportContext, target: Sequence[Dim]) -> None:
     ctx.emit("Reshape", [node.input[0]], {"shape": tuple(target)}, outputs=[node.output[0]])
 
 
-def _resolve_reshape(ctx: ImportContext, source: Sequence[Dim], spec: Sequence[object],
-                     allowzero: bool) -> list[Dim]:
+def _resolve_reshape(
+    ctx: ImportContext, source: Sequence[Dim], spec: Sequence[object], allowzero: bool
+) -> list[Dim]:
     out: list[Dim | None] = []
     for i, d in enumerate(spec):
         if isinstance(d, str):
             out.append(d)
-        elif int(d) == 0 and not allowzero:
+        elif int(d) == 0 and not allowzero:  # type: ignore[call-overload]
             if i >= len(source):
                 ctx.fail(f"shape entry {i} copies a dimension the input lacks")
             out.append(source[i])
-        elif int(d) == -1:
+        elif int(d) == -1:  # type: ignore[call-overload]
             out.append(None)
         else:
-            out.append(int(d))
+            out.append(int(d))  # type: ignore[call-overload]
     syms_in = [d for d in source if isinstance(d, str)]
     known_in = math.prod(d for d in source if isinstance(d, int))
     syms_out = [d for d in out if isinstance(d, str)]
@@ -294,8 +325,10 @@ def _resolve_reshape(ctx: ImportContext, source: Sequence[Dim], spec: Sequence[o
         elif len(syms_out) + 1 == len(syms_in) and known_in == known_out:
             out[out.index(None)] = syms_in[0]
         else:
-            ctx.fail(f"reshape of {tuple(source)} into {tuple(spec)} mixes the batch dimension "
-                     "with other dimensions")
+            ctx.fail(
+                f"reshape of {tuple(source)} into {tuple(spec)} mixes the batch dimension "
+                "with other dimensions"
+            )
     elif len(syms_out) != len(syms_in) or known_in != known_out:
         ctx.fail(f"cannot reshape {tuple(source)} into {tuple(spec)}")
     return [d for d in out if d is not None]
@@ -307,8 +340,9 @@ def _reshape(ctx: ImportContext) -> None:
     spec = ctx.require_value(1, "target shape")
     assert spec is not None
     source = ctx.shape(node.input[0])
-    _reshape_to(ctx, _resolve_reshape(ctx, source, list(spec.reshape(-1)),
-                                      bool(ctx.attr("allowzero", 0))))
+    _reshape_to(
+        ctx, _resolve_reshape(ctx, source, list(spec.reshape(-1)), bool(ctx.attr("allowzero", 0)))
+    )
 
 
 def _merge(ctx: ImportContext, dims: Sequence[Dim]) -> Dim:
@@ -343,8 +377,11 @@ def _squeeze(ctx: ImportContext) -> None:
     node = ctx.current
     shape = ctx.shape(node.input[0])
     axes = _axes_operand(ctx)
-    drop = ({i for i, d in enumerate(shape) if d == 1} if axes is None
-            else {_axis(a, len(shape)) for a in axes})
+    drop = (
+        {i for i, d in enumerate(shape) if d == 1}
+        if axes is None
+        else {_axis(a, len(shape)) for a in axes}
+    )
     for a in drop:
         if shape[a] != 1:
             ctx.fail(f"cannot squeeze axis {a} of size {shape[a]}")
@@ -373,8 +410,7 @@ def _transpose(ctx: ImportContext) -> None:
 @converts("Concat")
 def _concat(ctx: ImportContext) -> None:
     node = ctx.current
-    rank = len(ctx.shape(node.input[0])) if ctx.ir(node.input[0]) in ctx.graph.tensors else \
-        np.ndim(ctx.value(node.input[0]))
+    rank = len(ctx.shape(node.input[0]))
     axis = _axis(int(ctx.attr("axis")), rank)
     ctx.emit("Concat", list(node.input), {"axis": axis}, outputs=list(node.output[:1]))
 
@@ -400,8 +436,12 @@ def _split(ctx: ImportContext) -> None:
     if sizes is None:
         chunk = -(-length // count)
         sizes = [min(chunk, length - k * chunk) for k in range(count)]
-    ctx.emit("Split", [node.input[0]], {"axis": axis, "sizes": tuple(int(s) for s in sizes)},
-             outputs=list(node.output))
+    ctx.emit(
+        "Split",
+        [node.input[0]],
+        {"axis": axis, "sizes": tuple(int(s) for s in sizes)},
+        outputs=list(node.output),
+    )
 
 
 @converts("Slice")
@@ -419,9 +459,12 @@ def _slice(ctx: ImportContext) -> None:
         axes = list(range(len(starts))) if axes_v is None else list(_ints(axes_v))
         steps = [1] * len(starts) if steps_v is None else list(_ints(steps_v))
     clamp = lambda v: max(-_INT_LIMIT, min(_INT_LIMIT, int(v)))  # noqa: E731
-    attrs = {"starts": tuple(clamp(s) for s in starts), "ends": tuple(clamp(e) for e in ends),
-             "axes": tuple(_axis(int(a), rank) for a in axes),
-             "steps": tuple(int(s) for s in steps)}
+    attrs = {
+        "starts": tuple(clamp(s) for s in starts),
+        "ends": tuple(clamp(e) for e in ends),
+        "axes": tuple(_axis(int(a), rank) for a in axes),
+        "steps": tuple(int(s) for s in steps),
+    }
     ctx.emit("Slice", [node.input[0]], attrs, outputs=[node.output[0]])
 
 
@@ -446,8 +489,12 @@ def _pad(ctx: ImportContext) -> None:
             pads = full
     if mode not in ("constant", "reflect", "edge", "wrap"):
         ctx.fail(f"unknown pad mode {mode!r}")
-    ctx.emit("Pad", [node.input[0]], {"pads": tuple(pads), "mode": mode, "value": value},
-             outputs=[node.output[0]])
+    ctx.emit(
+        "Pad",
+        [node.input[0]],
+        {"pads": tuple(pads), "mode": mode, "value": value},
+        outputs=[node.output[0]],
+    )
 
 
 @converts("Gather")
@@ -475,8 +522,7 @@ def _shape(ctx: ImportContext) -> None:
     start = int(ctx.attr("start", 0))
     end = ctx.attr("end")
     start = min(max(start + rank if start < 0 else start, 0), rank)
-    stop = rank if end is None else min(max(int(end) + rank if int(end) < 0 else int(end), 0),
-                                        rank)
+    stop = rank if end is None else min(max(int(end) + rank if int(end) < 0 else int(end), 0), rank)
     dims = list(shape[start:stop])
     if any(isinstance(d, str) for d in dims):
         value = np.array(dims, dtype=object)

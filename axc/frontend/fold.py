@@ -29,8 +29,9 @@ def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _fold_symbolic(node: onnx.NodeProto, values: list[np.ndarray | None], opset: int
-                   ) -> list[np.ndarray]:
+def _fold_symbolic(
+    node: onnx.NodeProto, values: list[np.ndarray | None], opset: int
+) -> list[np.ndarray]:
     attrs = _attrs(node)
     x = values[0]
     assert x is not None
@@ -60,19 +61,32 @@ def _fold_symbolic(node: onnx.NodeProto, values: list[np.ndarray | None], opset:
         start, end = int(values[1][0]), int(values[2][0])  # type: ignore[index]
         step = int(values[4][0]) if len(values) > 4 and values[4] is not None else 1
         return [x[start:end:step]]
-    raise ModelError(f"node {node.name!r} ({op}) computes with the symbolic batch dimension; "
-                     "axc needs shapes that depend on the batch size only through data "
-                     "movement (Shape, Gather, Concat, Reshape)")
+    raise ModelError(
+        f"node {node.name!r} ({op}) computes with the symbolic batch dimension; "
+        "axc needs shapes that depend on the batch size only through data "
+        "movement (Shape, Gather, Concat, Reshape)"
+    )
 
 
-def fold_node(node: onnx.NodeProto, values: list[np.ndarray | None], opset: int
-              ) -> list[np.ndarray]:
+def _normalize(value: object) -> np.ndarray:
+    """An object array if the symbol survives, else a plain int64 array."""
+    array = np.asarray(value, dtype=object)
+    if any(isinstance(v, str) for v in array.reshape(-1)):
+        return array
+    return array.astype(np.int64)
+
+
+def fold_node(
+    node: onnx.NodeProto, values: list[np.ndarray | None], opset: int
+) -> list[np.ndarray]:
     """Outputs of ``node`` given all its operand values (None for omitted operands)."""
     if any(v is not None and is_symbolic(v) for v in values):
-        return _fold_symbolic(node, values, opset)
+        return [_normalize(v) for v in _fold_symbolic(node, values, opset)]
     if node.op_type == "ConstantOfShape":
         attrs = _attrs(node)
-        fill = numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)
+        fill = (
+            numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)
+        )
         shape = values[0]
         assert shape is not None
         return [np.full(tuple(int(d) for d in shape), fill.reshape(-1)[0], dtype=fill.dtype)]
@@ -89,13 +103,17 @@ def fold_node(node: onnx.NodeProto, values: list[np.ndarray | None], opset: int
     single = helper.make_node(node.op_type, inputs, outputs, domain=node.domain)
     single.attribute.extend(node.attribute)
     graph = helper.make_graph(
-        [single], "fold", [helper.make_empty_tensor_value_info(i) for i in inputs if i],
-        [helper.make_empty_tensor_value_info(o) for o in outputs])
+        [single],
+        "fold",
+        [helper.make_empty_tensor_value_info(i) for i in inputs if i],
+        [helper.make_empty_tensor_value_info(o) for o in outputs],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     try:
         evaluator = ReferenceEvaluator(model)
         results = evaluator.run(None, feeds)
     except Exception as exc:  # the reference evaluator raises many kinds
-        raise ModelError(f"cannot fold constant node {node.name!r} ({node.op_type}): {exc}"
-                         ) from None
+        raise ModelError(
+            f"cannot fold constant node {node.name!r} ({node.op_type}): {exc}"
+        ) from None
     return [np.asarray(r) for r in results]

@@ -18,7 +18,7 @@ from onnx import external_data_helper
 
 from axc.errors import ModelError
 
-__all__ = ["MAX_OPSET", "MIN_OPSET", "load_model_proto", "check_opset"]
+__all__ = ["MAX_OPSET", "MIN_OPSET", "check_opset", "load_model_proto"]
 
 MIN_OPSET = 7
 MAX_OPSET = onnx.defs.onnx_opset_version()
@@ -40,8 +40,10 @@ def _check_external_data(model: onnx.ModelProto, base: Path) -> None:
         if not location:
             raise ModelError(f"{where} is empty")
         if os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in location:
-            raise ModelError(f"{where} is an absolute path; axc reads external data only "
-                             f"from the model's own folder {root}")
+            raise ModelError(
+                f"{where} is an absolute path; axc reads external data only "
+                f"from the model's own folder {root}"
+            )
         target = (root / location).resolve()
         if target != root and root not in target.parents:
             raise ModelError(f"{where} points outside the model's folder {root}; refused")
@@ -61,8 +63,10 @@ def load_model_proto(path: str | os.PathLike[str]) -> onnx.ModelProto:
     except (DecodeError, ValueError, RuntimeError, OSError) as exc:
         raise ModelError(f"{p}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
     if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.node:
-        raise ModelError(f"{p}: not an ONNX model (no IR version or empty graph); "
-                         "is the file truncated or of another format?")
+        raise ModelError(
+            f"{p}: not an ONNX model (no IR version or empty graph); "
+            "is the file truncated or of another format?"
+        )
     _check_external_data(model, p.parent)
     if any(True for _ in _tensors_with_external_data(model)):
         try:
@@ -85,6 +89,7 @@ def check_opset(model: onnx.ModelProto, where: str = "model") -> int:
     if version is None:
         raise ModelError(f"{where}: the model imports no default-domain opset")
     if not MIN_OPSET <= version <= MAX_OPSET:
-        raise ModelError(f"{where}: opset {version} is outside the supported range "
-                         f"{MIN_OPSET}..{MAX_OPSET}")
+        raise ModelError(
+            f"{where}: opset {version} is outside the supported range {MIN_OPSET}..{MAX_OPSET}"
+        )
     return version

@@ -62,8 +62,12 @@ def _linear(b: _Builder, node: Node, op: str, attrs: dict[str, Any]) -> None:
 
 def _window(node: Node) -> dict[str, Any]:
     a = node.attrs
-    return {"kernel_shape": list(a["kernel_shape"]), "strides": list(a["strides"]),
-            "pads": list(a["pads"]), "dilations": list(a["dilations"])}
+    return {
+        "kernel_shape": list(a["kernel_shape"]),
+        "strides": list(a["strides"]),
+        "pads": list(a["pads"]),
+        "dilations": list(a["dilations"]),
+    }
 
 
 def _conv(b: _Builder, n: Node) -> None:
@@ -72,8 +76,17 @@ def _conv(b: _Builder, n: Node) -> None:
 
 def _gemm(b: _Builder, n: Node) -> None:
     a = n.attrs
-    _linear(b, n, "Gemm", {"transA": int(a["trans_a"]), "transB": int(a["trans_b"]),
-                           "alpha": float(a["alpha"]), "beta": float(a["beta"])})
+    _linear(
+        b,
+        n,
+        "Gemm",
+        {
+            "transA": int(a["trans_a"]),
+            "transB": int(a["trans_b"]),
+            "alpha": float(a["alpha"]),
+            "beta": float(a["beta"]),
+        },
+    )
 
 
 def _pool(b: _Builder, n: Node) -> None:
@@ -84,8 +97,9 @@ def _pool(b: _Builder, n: Node) -> None:
 
 
 def _plain(b: _Builder, n: Node) -> None:
-    attrs = {k: v for k, v in n.attrs.items() if k in ("alpha", "beta", "size", "bias", "perm",
-                                                       "axis")}
+    attrs = {
+        k: v for k, v in n.attrs.items() if k in ("alpha", "beta", "size", "bias", "perm", "axis")
+    }
     if "perm" in attrs:
         attrs["perm"] = list(attrs["perm"])
     b.add(n.op, list(n.inputs), list(n.outputs), n.name, **attrs)
@@ -93,8 +107,12 @@ def _plain(b: _Builder, n: Node) -> None:
 
 def _clip(b: _Builder, n: Node) -> None:
     dtype = b.graph.tensors[n.inputs[0]].dtype.numpy_dtype()
-    bounds = [b.const(f"{n.name}.{k}", np.array(n.attrs[k], dtype=dtype))
-              if n.attrs[k] is not None else "" for k in ("min", "max")]
+    bounds = [
+        b.const(f"{n.name}.{k}", np.array(n.attrs[k], dtype=dtype))
+        if n.attrs[k] is not None
+        else ""
+        for k in ("min", "max")
+    ]
     b.add("Clip", [n.inputs[0], *bounds], list(n.outputs), n.name)
 
 
@@ -122,8 +140,10 @@ def _split(b: _Builder, n: Node) -> None:
 
 
 def _slice(b: _Builder, n: Node) -> None:
-    parts = [b.const(f"{n.name}.{k}", np.array(n.attrs[k], dtype=np.int64))
-             for k in ("starts", "ends", "axes", "steps")]
+    parts = [
+        b.const(f"{n.name}.{k}", np.array(n.attrs[k], dtype=np.int64))
+        for k in ("starts", "ends", "axes", "steps")
+    ]
     b.add("Slice", [n.inputs[0], *parts], list(n.outputs), n.name)
 
 
@@ -137,8 +157,16 @@ def _pad(b: _Builder, n: Node) -> None:
 
 
 _EXPORTERS: dict[str, Callable[[_Builder, Node], None]] = {
-    "Conv": _conv, "Gemm": _gemm, "MaxPool": _pool, "AveragePool": _pool, "Clip": _clip,
-    "Softmax": _softmax, "Reshape": _reshape, "Split": _split, "Slice": _slice, "Pad": _pad,
+    "Conv": _conv,
+    "Gemm": _gemm,
+    "MaxPool": _pool,
+    "AveragePool": _pool,
+    "Clip": _clip,
+    "Softmax": _softmax,
+    "Reshape": _reshape,
+    "Split": _split,
+    "Slice": _slice,
+    "Pad": _pad,
 }
 
 
@@ -166,10 +194,11 @@ def export_model(graph: Graph) -> onnx.ModelProto:
             outputs.append(info)
         else:
             outputs.append(_value_info(graph, name))
-    onnx_graph = helper.make_graph(b.nodes, graph.name, [_value_info(graph, i) for i in graph.inputs],
-                                   outputs, b.initializers)
-    model = helper.make_model(onnx_graph, producer_name="axc",
-                              opset_imports=[helper.make_opsetid("", EXPORT_OPSET)])
+    inputs = [_value_info(graph, i) for i in graph.inputs]
+    onnx_graph = helper.make_graph(b.nodes, graph.name, inputs, outputs, b.initializers)
+    model = helper.make_model(
+        onnx_graph, producer_name="axc", opset_imports=[helper.make_opsetid("", EXPORT_OPSET)]
+    )
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
@@ -179,9 +208,11 @@ def save(graph: Graph, path: str | os.PathLike[str]) -> None:
     model = export_model(graph)
     size = sum(math.prod(v.shape) * v.itemsize for v in graph.constants.values())
     if size > 1_500_000_000:
-        onnx.save(model, os.fspath(path), save_as_external_data=True,
-                  location=os.path.basename(os.fspath(path)) + ".data")
+        onnx.save(
+            model,
+            os.fspath(path),
+            save_as_external_data=True,
+            location=os.path.basename(os.fspath(path)) + ".data",
+        )
     else:
         onnx.save(model, os.fspath(path))
-
-

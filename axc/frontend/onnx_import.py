@@ -40,8 +40,10 @@ def load(path: str | os.PathLike[str]) -> Graph:
 def _input_shape(value_info: onnx.ValueInfoProto) -> tuple[Dim, ...]:
     tensor_type = value_info.type.tensor_type
     if not tensor_type.HasField("shape"):
-        raise ModelError(f"input {value_info.name!r} has no shape; axc needs static shapes "
-                         "(only the batch dimension may be symbolic)")
+        raise ModelError(
+            f"input {value_info.name!r} has no shape; axc needs static shapes "
+            "(only the batch dimension may be symbolic)"
+        )
     dims: list[Dim] = []
     for axis, dim in enumerate(tensor_type.shape.dim):
         if dim.HasField("dim_value"):
@@ -50,9 +52,11 @@ def _input_shape(value_info: onnx.ValueInfoProto) -> tuple[Dim, ...]:
             dims.append(BATCH)
         else:
             label = dim.dim_param or "unknown"
-            raise ModelError(f"input {value_info.name!r} has symbolic dimension {label!r} at "
-                             f"axis {axis}; only the batch dimension (axis 0) may be symbolic. "
-                             "Fix the shape, e.g. with onnx.tools.update_model_dims")
+            raise ModelError(
+                f"input {value_info.name!r} has symbolic dimension {label!r} at "
+                f"axis {axis}; only the batch dimension (axis 0) may be symbolic. "
+                "Fix the shape, e.g. with onnx.tools.update_model_dims"
+            )
     return tuple(dims)
 
 
@@ -69,15 +73,17 @@ def _unique_node_names(model: onnx.ModelProto) -> list[str]:
     return names
 
 
-def import_model(model: onnx.ModelProto, name: str = "model",
-                 bind: dict[str, np.ndarray] | None = None) -> Graph:
+def import_model(
+    model: onnx.ModelProto, name: str = "model", bind: dict[str, np.ndarray] | None = None
+) -> Graph:
     """Lower an in-memory ONNX model. ``bind`` turns graph inputs into constants."""
     opset = check_opset(model)
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(
                 f"node {node.name!r}: op {node.domain}::{node.op_type} is not supported "
-                f"(axc supports the default ONNX domain only)")
+                f"(axc supports the default ONNX domain only)"
+            )
     graph = Graph(model.graph.name or name)
     graph.metadata["source_opset"] = opset
     graph.metadata["producer"] = f"{model.producer_name} {model.producer_version}".strip()
@@ -113,7 +119,8 @@ def import_model(model: onnx.ModelProto, name: str = "model",
         if converter is None:
             raise UnsupportedOpError(
                 f"node {node_name!r}: op {node.op_type} is not supported. "
-                f"Supported ops: {', '.join(SUPPORTED_OPS)}")
+                f"Supported ops: {', '.join(SUPPORTED_OPS)}"
+            )
         converter(ctx)
 
     for output in model.graph.output:
@@ -136,13 +143,19 @@ def _bind_output(ctx: ImportContext, onnx_name: str) -> None:
         ir_name = onnx_name
     elif ir_name != onnx_name:
         producer = graph.producer(ir_name)
-        if (producer is not None and ir_name not in graph.outputs
-                and onnx_name not in graph.tensors):
+        if producer is not None and ir_name not in graph.outputs and onnx_name not in graph.tensors:
             graph.rename_tensor(ir_name, onnx_name)
         else:
             info = graph.tensors[ir_name]
             graph.tensors[onnx_name] = TensorInfo(onnx_name, info.shape, info.dtype)
-            graph.add_node(Node(graph.unique_name(f"{onnx_name}.identity"), "Identity",
-                                [ir_name], [onnx_name], {}))
+            graph.add_node(
+                Node(
+                    graph.unique_name(f"{onnx_name}.identity"),
+                    "Identity",
+                    [ir_name],
+                    [onnx_name],
+                    {},
+                )
+            )
         ir_name = onnx_name
     graph.outputs.append(ir_name)

@@ -173,8 +173,9 @@ class Graph:
         self.tensors.pop(source, None)
         self._uses.pop(source, None)
         for consumer, index in self._consumer_slots(result):
-            self.nx.add_edge(producer.name, consumer, key=(result, index), tensor=result,
-                             index=index)
+            self.nx.add_edge(
+                producer.name, consumer, key=(result, index), tensor=result, index=index
+            )
         return producer
 
     # ------------------------------------------------------------------ query

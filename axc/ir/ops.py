@@ -15,7 +15,7 @@ from typing import Any
 
 from axc.ir.types import Dim, Shape
 
-__all__ = ["OPS", "ACTIVATIONS", "OpSchema", "ShapeError", "infer_shapes", "pool_output_dim"]
+__all__ = ["ACTIVATIONS", "OPS", "OpSchema", "ShapeError", "infer_shapes", "pool_output_dim"]
 
 ACTIVATIONS = (None, "relu")
 
@@ -67,8 +67,9 @@ def _binary(attrs: dict[str, Any], shapes: Sequence[Shape]) -> list[Shape]:
     return [broadcast(shapes[0], shapes[1])]
 
 
-def pool_output_dim(size: int, k: int, stride: int, pad_begin: int, pad_end: int,
-                    dilation: int, ceil_mode: bool) -> int:
+def pool_output_dim(
+    size: int, k: int, stride: int, pad_begin: int, pad_end: int, dilation: int, ceil_mode: bool
+) -> int:
     """Output length of a sliding window, with ONNX's rule that in ceil mode
     the last window must start inside the input or its left padding."""
     span = size + pad_begin + pad_end - dilation * (k - 1) - 1
@@ -87,10 +88,17 @@ def _window(attrs: dict[str, Any], shapes: Sequence[Shape], channels: Dim) -> li
         raise ShapeError(f"input of rank {len(x)} for a {nd}-D window")
     spatial = []
     for i in range(nd):
-        spatial.append(pool_output_dim(
-            _static(x[2 + i], "a spatial size"), attrs["kernel_shape"][i], attrs["strides"][i],
-            attrs["pads"][i], attrs["pads"][nd + i], attrs["dilations"][i],
-            bool(attrs.get("ceil_mode", False))))
+        spatial.append(
+            pool_output_dim(
+                _static(x[2 + i], "a spatial size"),
+                attrs["kernel_shape"][i],
+                attrs["strides"][i],
+                attrs["pads"][i],
+                attrs["pads"][nd + i],
+                attrs["dilations"][i],
+                bool(attrs.get("ceil_mode", False)),
+            )
+        )
     return [(x[0], channels, *spatial)]
 
 
@@ -191,8 +199,9 @@ def slice_length(size: int, start: int, end: int, step: int) -> int:
 
 def _slice(attrs: dict[str, Any], shapes: Sequence[Shape]) -> list[Shape]:
     out = list(shapes[0])
-    for start, end, axis, step in zip(attrs["starts"], attrs["ends"], attrs["axes"],
-                                      attrs["steps"], strict=True):
+    for start, end, axis, step in zip(
+        attrs["starts"], attrs["ends"], attrs["axes"], attrs["steps"], strict=True
+    ):
         out[axis] = slice_length(_static(out[axis], "a Slice of the batch axis"), start, end, step)
     return [tuple(out)]
 
@@ -211,7 +220,7 @@ def _pad(attrs: dict[str, Any], shapes: Sequence[Shape]) -> list[Shape]:
 
 def _gather(attrs: dict[str, Any], shapes: Sequence[Shape]) -> list[Shape]:
     x, idx, axis = shapes[0], shapes[1], attrs["axis"]
-    return [(*x[:axis], *idx, *x[axis + 1:])]
+    return [(*x[:axis], *idx, *x[axis + 1 :])]
 
 
 _W = "kernel_shape: ints; strides: ints; pads: ints (all begins, then all ends); dilations: ints"
@@ -221,24 +230,43 @@ _POOL = {k.split(":")[0].strip(): "ints" for k in _W.split(";")}
 OPS: dict[str, OpSchema] = {}
 
 
-def _op(name: str, inputs: tuple[str, ...], attrs: dict[str, str], doc: str,
-        shape: Callable[[dict[str, Any], Sequence[Shape]], list[Shape]] = _same,
-        outputs: int = 1) -> None:
+def _op(
+    name: str,
+    inputs: tuple[str, ...],
+    attrs: dict[str, str],
+    doc: str,
+    shape: Callable[[dict[str, Any], Sequence[Shape]], list[Shape]] = _same,
+    outputs: int = 1,
+) -> None:
     OPS[name] = OpSchema(name, inputs, attrs, doc, shape, outputs)
 
 
-_op("Conv", ("X", "W", "B?"), {**_POOL, "group": "int", **_A},
+_op(
+    "Conv",
+    ("X", "W", "B?"),
+    {**_POOL, "group": "int", **_A},
     "N-D convolution (grouped and depthwise included) with optional bias and fused activation.",
-    _conv)
-_op("Gemm", ("A", "B", "C?"), {"trans_a": "bool", "trans_b": "bool", "alpha": "float",
-                               "beta": "float", **_A},
+    _conv,
+)
+_op(
+    "Gemm",
+    ("A", "B", "C?"),
+    {"trans_a": "bool", "trans_b": "bool", "alpha": "float", "beta": "float", **_A},
     "Y = alpha * op(A) @ op(B) + beta * C. Constant weights are stored as (N, K) with "
-    "trans_b = True, alpha = beta = 1.", _gemm)
+    "trans_b = True, alpha = beta = 1.",
+    _gemm,
+)
 _op("MatMul", ("A", "B"), {}, "numpy-style batched matrix product.", _matmul)
 for _name in ("Add", "Sub", "Mul", "Div"):
-    _op(_name, ("A", "B"), {}, f"Elementwise {_name.lower()} with numpy broadcasting. Integer "
-        "Div truncates toward zero." if _name == "Div" else
-        f"Elementwise {_name.lower()} with numpy broadcasting.", _binary)
+    _op(
+        _name,
+        ("A", "B"),
+        {},
+        f"Elementwise {_name.lower()} with numpy broadcasting. Integer Div truncates toward zero."
+        if _name == "Div"
+        else f"Elementwise {_name.lower()} with numpy broadcasting.",
+        _binary,
+    )
 _op("Relu", ("X",), {}, "max(x, 0).")
 _op("LeakyRelu", ("X",), {"alpha": "float"}, "x if x >= 0 else alpha * x.")
 _op("Clip", ("X",), {"min": "number | None", "max": "number | None"}, "Saturate to [min, max].")
@@ -246,29 +274,72 @@ _op("Sigmoid", ("X",), {}, "1 / (1 + exp(-x)).")
 _op("Tanh", ("X",), {}, "tanh(x).")
 _op("HardSigmoid", ("X",), {"alpha": "float", "beta": "float"}, "clip(alpha * x + beta, 0, 1).")
 _op("HardSwish", ("X",), {}, "x * clip(x / 6 + 1 / 2, 0, 1).")
-_op("Softmax", ("X",), {"axes": "ints (normalized over these axes together)"},
-    "exp(x) / sum(exp(x)) over the given trailing axes.")
-_op("LRN", ("X",), {"size": "int", "alpha": "float", "beta": "float", "bias": "float"},
-    "Local response normalization across channels.")
-_op("MaxPool", ("X",), {**_POOL, "ceil_mode": "bool"}, "Max over each window; pads are -inf.",
-    _pool)
-_op("AveragePool", ("X",), {**_POOL, "ceil_mode": "bool", "count_include_pad": "bool"},
-    "Mean over each window.", _pool)
+_op(
+    "Softmax",
+    ("X",),
+    {"axes": "ints (normalized over these axes together)"},
+    "exp(x) / sum(exp(x)) over the given trailing axes.",
+)
+_op(
+    "LRN",
+    ("X",),
+    {"size": "int", "alpha": "float", "beta": "float", "bias": "float"},
+    "Local response normalization across channels.",
+)
+_op(
+    "MaxPool", ("X",), {**_POOL, "ceil_mode": "bool"}, "Max over each window; pads are -inf.", _pool
+)
+_op(
+    "AveragePool",
+    ("X",),
+    {**_POOL, "ceil_mode": "bool", "count_include_pad": "bool"},
+    "Mean over each window.",
+    _pool,
+)
 _op("GlobalAveragePool", ("X",), {}, "Mean over all spatial positions.", _global_pool)
 _op("GlobalMaxPool", ("X",), {}, "Max over all spatial positions.", _global_pool)
-_op("Reshape", ("X",), {"shape": "dims (the output shape; 'N' is the batch)"},
-    "Reinterpret the shape (Flatten, Squeeze and Unsqueeze import as Reshape).", _reshape)
+_op(
+    "Reshape",
+    ("X",),
+    {"shape": "dims (the output shape; 'N' is the batch)"},
+    "Reinterpret the shape (Flatten, Squeeze and Unsqueeze import as Reshape).",
+    _reshape,
+)
 _op("Transpose", ("X",), {"perm": "ints"}, "Permute the axes.", _transpose)
 _op("Concat", ("X*",), {"axis": "int (non-negative)"}, "Join along an axis.", _concat)
-_op("Split", ("X",), {"axis": "int (non-negative)", "sizes": "ints"},
-    "Cut along an axis into pieces of the given sizes.", _split, outputs=-1)
-_op("Slice", ("X",), {"starts": "ints", "ends": "ints", "axes": "ints", "steps": "ints"},
-    "Python-style strided slice per axis.", _slice)
-_op("Pad", ("X",), {"pads": "ints (all begins, then all ends)",
-                    "mode": "'constant' | 'reflect' | 'edge' | 'wrap'", "value": "number"},
-    "Pad each axis.", _pad)
-_op("Gather", ("X", "indices"), {"axis": "int (non-negative)"},
-    "Take entries along an axis at constant indices.", _gather)
+_op(
+    "Split",
+    ("X",),
+    {"axis": "int (non-negative)", "sizes": "ints"},
+    "Cut along an axis into pieces of the given sizes.",
+    _split,
+    outputs=-1,
+)
+_op(
+    "Slice",
+    ("X",),
+    {"starts": "ints", "ends": "ints", "axes": "ints", "steps": "ints"},
+    "Python-style strided slice per axis.",
+    _slice,
+)
+_op(
+    "Pad",
+    ("X",),
+    {
+        "pads": "ints (all begins, then all ends)",
+        "mode": "'constant' | 'reflect' | 'edge' | 'wrap'",
+        "value": "number",
+    },
+    "Pad each axis.",
+    _pad,
+)
+_op(
+    "Gather",
+    ("X", "indices"),
+    {"axis": "int (non-negative)"},
+    "Take entries along an axis at constant indices.",
+    _gather,
+)
 _op("Identity", ("X",), {}, "Copy; kept only where a graph output must alias another tensor.")
 
 

@@ -34,8 +34,10 @@ def _tensor(graph: Graph, name: str) -> str:
 
 def to_text(graph: Graph) -> str:
     """One line per node in topological order, the way ``axc show`` prints it."""
-    lines = [f"graph {graph.name} ({len(graph.nodes)} nodes, {len(graph.constants)} constants, "
-             f"{sum(int(v.size) for v in graph.constants.values())} constant values)"]
+    lines = [
+        f"graph {graph.name} ({len(graph.nodes)} nodes, {len(graph.constants)} constants, "
+        f"{sum(int(v.size) for v in graph.constants.values())} constant values)"
+    ]
     for name in graph.inputs:
         lines.append(f"  input  {_tensor(graph, name)}")
     for index, node in enumerate(graph.topological()):
@@ -44,8 +46,10 @@ def to_text(graph: Graph) -> str:
         outs = ", ".join(_tensor(graph, t) for t in node.outputs)
         args = ", ".join(_tensor(graph, t) for t in node.inputs)
         tail = " ".join(x for x in (attrs, notes) if x)
-        lines.append(f"  [{index}] {node.name} = {node.op}({args}) -> {outs}" +
-                     (f"  {{{tail}}}" if tail else ""))
+        lines.append(
+            f"  [{index}] {node.name} = {node.op}({args}) -> {outs}"
+            + (f"  {{{tail}}}" if tail else "")
+        )
     for name in graph.outputs:
         lines.append(f"  output {_tensor(graph, name)}")
     return "\n".join(lines) + "\n"
@@ -62,8 +66,11 @@ def _dot_id(name: str) -> str:
 def to_dot(graph: Graph) -> str:
     """Graphviz source: ops are boxes, graph inputs and outputs are ellipses,
     edges are labelled with tensor shapes."""
-    out = [f"digraph {_dot_id(graph.name)} {{", "  rankdir=TB;",
-           "  node [shape=box, fontname=Helvetica];"]
+    out = [
+        f"digraph {_dot_id(graph.name)} {{",
+        "  rankdir=TB;",
+        "  node [shape=box, fontname=Helvetica];",
+    ]
     for name in graph.inputs:
         out.append(f"  {_dot_id('in:' + name)} [shape=ellipse, label={_dot_id(name)}];")
     for node in graph.topological():
@@ -72,14 +79,17 @@ def to_dot(graph: Graph) -> str:
         for index, tensor in enumerate(node.inputs):
             if tensor in graph.inputs:
                 shape = graph.tensors[tensor].shape_str()
-                out.append(f"  {_dot_id('in:' + tensor)} -> {_dot_id(node.name)} "
-                           f"[label={_dot_id(shape)}];")
+                out.append(
+                    f"  {_dot_id('in:' + tensor)} -> {_dot_id(node.name)} [label={_dot_id(shape)}];"
+                )
             elif tensor and tensor not in graph.constants and index >= 0:
                 producer = graph.producer(tensor)
                 if producer is not None:
                     shape = graph.tensors[tensor].shape_str()
-                    out.append(f"  {_dot_id(producer.name)} -> {_dot_id(node.name)} "
-                               f"[label={_dot_id(shape)}];")
+                    out.append(
+                        f"  {_dot_id(producer.name)} -> {_dot_id(node.name)} "
+                        f"[label={_dot_id(shape)}];"
+                    )
     for name in graph.outputs:
         out.append(f"  {_dot_id('out:' + name)} [shape=ellipse, label={_dot_id(name)}];")
         producer = graph.producer(name)

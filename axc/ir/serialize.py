@@ -37,8 +37,11 @@ def _plain(value: Any) -> Any:
 def _tensor(info: TensorInfo) -> dict[str, Any]:
     out: dict[str, Any] = {"shape": list(info.shape), "dtype": str(info.dtype)}
     if info.quant is not None:
-        out["quant"] = {"scale": list(info.quant.scale), "zero_point": list(info.quant.zero_point),
-                        "axis": info.quant.axis}
+        out["quant"] = {
+            "scale": list(info.quant.scale),
+            "zero_point": list(info.quant.zero_point),
+            "axis": info.quant.axis,
+        }
     return out
 
 
@@ -52,9 +55,17 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
         "metadata": _plain(graph.metadata),
         "tensors": {name: _tensor(info) for name, info in graph.tensors.items()},
         "constants": sorted(graph.constants),
-        "nodes": [{"name": n.name, "op": n.op, "inputs": n.inputs, "outputs": n.outputs,
-                   "attrs": _plain(n.attrs), "annotations": _plain(n.annotations)}
-                  for n in graph.topological()],
+        "nodes": [
+            {
+                "name": n.name,
+                "op": n.op,
+                "inputs": n.inputs,
+                "outputs": n.outputs,
+                "attrs": _plain(n.attrs),
+                "annotations": _plain(n.annotations),
+            }
+            for n in graph.topological()
+        ],
     }
 
 
@@ -65,7 +76,8 @@ def write_ir(graph: Graph, json_path: str | os.PathLike[str]) -> tuple[Path, Pat
     path.write_text(json.dumps(graph_to_dict(graph), indent=1) + "\n", encoding="utf-8")
     names = sorted(graph.constants)
     with open(npz, "wb") as handle:
-        np.savez(handle, **{f"c{i}": graph.constants[n] for i, n in enumerate(names)})
+        arrays: dict[str, Any] = {f"c{i}": graph.constants[n] for i, n in enumerate(names)}
+        np.savez(handle, **arrays)
     return path, npz
 
 
@@ -86,13 +98,25 @@ def read_ir(json_path: str | os.PathLike[str]) -> Graph:
     for name, t in data["tensors"].items():
         quant = t.get("quant")
         graph.tensors[name] = TensorInfo(
-            name, tuple(t["shape"]), ElemType.parse(t["dtype"]),
+            name,
+            tuple(t["shape"]),
+            ElemType.parse(t["dtype"]),
             QuantParams(tuple(quant["scale"]), tuple(quant["zero_point"]), quant["axis"])
-            if quant else None)
+            if quant
+            else None,
+        )
     graph.inputs = list(data["inputs"])
     for n in data["nodes"]:
         attrs = {k: _attr(v) for k, v in n["attrs"].items()}
-        graph.add_node(Node(n["name"], n["op"], list(n["inputs"]), list(n["outputs"]), attrs,
-                            dict(n["annotations"])))
+        graph.add_node(
+            Node(
+                n["name"],
+                n["op"],
+                list(n["inputs"]),
+                list(n["outputs"]),
+                attrs,
+                dict(n["annotations"]),
+            )
+        )
     graph.outputs = list(data["outputs"])
     return graph

@@ -39,8 +39,12 @@ def summary(graph: Graph) -> dict[str, Any]:
         "ops": dict(sorted(ops.items())),
         "parameters": int(sum(v.size for v in graph.constants.values())),
         "macs_per_input": int(sum(layer_macs(graph, n) for n in graph.nodes.values())),
-        "inputs": {i: [str(d) if isinstance(d, str) else d for d in graph.tensors[i].shape]
-                   for i in graph.inputs},
-        "outputs": {o: [str(d) if isinstance(d, str) else d for d in graph.tensors[o].shape]
-                    for o in graph.outputs},
+        "inputs": {
+            i: [str(d) if isinstance(d, str) else d for d in graph.tensors[i].shape]
+            for i in graph.inputs
+        },
+        "outputs": {
+            o: [str(d) if isinstance(d, str) else d for d in graph.tensors[o].shape]
+            for o in graph.outputs
+        },
     }

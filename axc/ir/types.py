@@ -54,10 +54,13 @@ class ElemType:
     def parse(text: str) -> ElemType:
         if text == "bool":
             return ElemType("bool", 1, False)
-        for prefix, kind, signed in (("float", "float", True), ("uint", "int", False),
-                                     ("int", "int", True)):
-            if text.startswith(prefix) and text[len(prefix):].isdigit():
-                return ElemType(kind, int(text[len(prefix):]), signed)
+        for prefix, kind, signed in (
+            ("float", "float", True),
+            ("uint", "int", False),
+            ("int", "int", True),
+        ):
+            if text.startswith(prefix) and text[len(prefix) :].isdigit():
+                return ElemType(kind, int(text[len(prefix) :]), signed)
         raise ValueError(f"unknown element type {text!r}")
 
     def numpy_dtype(self) -> np.dtype:

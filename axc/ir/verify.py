@@ -69,7 +69,9 @@ def verify(graph: Graph) -> None:
                 continue
             for out, shape in zip(node.outputs, expected, strict=False):
                 if tuple(graph.tensors[out].shape) != tuple(shape):
-                    problems.append(f"{node.name}: {out!r} recorded as "
-                                    f"{graph.tensors[out].shape}, op gives {shape}")
+                    problems.append(
+                        f"{node.name}: {out!r} recorded as "
+                        f"{graph.tensors[out].shape}, op gives {shape}"
+                    )
     if problems:
         raise VerificationError("IR verification failed:\n  " + "\n  ".join(problems))

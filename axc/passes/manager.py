@@ -38,19 +38,27 @@ def _verify_enabled(flag: bool | None) -> bool:
 
 
 class PassManager:
-    def __init__(self, *, verify: bool | None = None, dump_ir_after: Collection[str] = (),
-                 dump: Callable[[str, Graph], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        verify: bool | None = None,
+        dump_ir_after: Collection[str] = (),
+        dump: Callable[[str, Graph], None] | None = None,
+    ) -> None:
         passes = available_passes()
         for name in dump_ir_after:
             if name not in passes:
-                raise UserError(f"--dump-ir-after: unknown pass {name!r}"
-                                f"{did_you_mean(name, passes)} (passes: {', '.join(passes)})")
+                raise UserError(
+                    f"--dump-ir-after: unknown pass {name!r}"
+                    f"{did_you_mean(name, passes)} (passes: {', '.join(passes)})"
+                )
         self.verify = _verify_enabled(verify)
         self.dump_ir_after = set(dump_ir_after)
         self.dump = dump
 
-    def run(self, graph: Graph, program: Program, ctx: PassContext | None = None
-            ) -> list[PassRecord]:
+    def run(
+        self, graph: Graph, program: Program, ctx: PassContext | None = None
+    ) -> list[PassRecord]:
         ctx = ctx or PassContext(directives_path=program.source.path)
         records = []
         for bound in program.directives:
@@ -64,10 +72,12 @@ class PassManager:
                 try:
                     verify(graph)
                 except VerificationError as exc:
-                    raise VerificationError(f"after pass {bound.pass_cls.name!r} ({location}): "
-                                            f"{exc}") from None
-            records.append(PassRecord(str(d), location, bound.pass_cls.name, tuple(targets),
-                                      changed, seconds))
+                    raise VerificationError(
+                        f"after pass {bound.pass_cls.name!r} ({location}): {exc}"
+                    ) from None
+            records.append(
+                PassRecord(str(d), location, bound.pass_cls.name, tuple(targets), changed, seconds)
+            )
             if bound.pass_cls.name in self.dump_ir_after and self.dump is not None:
                 self.dump(f"IR after {bound.pass_cls.name} ({location})", graph)
         return records

@@ -99,26 +99,42 @@ def _lookup(name: str, span: ast.Span, err: Any) -> type[Pass]:
     cls = get_pass(name)
     if cls is None:
         names = list(available_passes())
-        raise err(span, f"unknown pass {name!r}{did_you_mean(name, names + ['explore'])} "
-                  f"(passes: {', '.join(names)})")
+        raise err(
+            span,
+            f"unknown pass {name!r}{did_you_mean(name, [*names, 'explore'])} "
+            f"(passes: {', '.join(names)})",
+        )
     return cls
 
 
-def _params_of(cls: type, params: list[tuple[str, ast.Value, ast.Span]], err: Any,
-               where_span: ast.Span, label: str) -> Any:
+def _params_of(
+    cls: type,
+    params: list[tuple[str, ast.Value, ast.Span]],
+    err: Any,
+    where_span: ast.Span,
+    label: str,
+) -> Any:
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     values: dict[str, Any] = {}
     for name, value, span in params:
         if name not in fields:
             known = ", ".join(fields) or "none"
-            raise err(span, f"{label} has no parameter {name!r}{did_you_mean(name, fields)} "
-                      f"(parameters: {known})")
+            raise err(
+                span,
+                f"{label} has no parameter {name!r}{did_you_mean(name, fields)} "
+                f"(parameters: {known})",
+            )
         if name in values:
             raise err(span, f"parameter {name!r} given twice")
         values[name] = coerce(value, hints[name], Where(err, f"parameter {name!r}"))
-    missing = [n for n, f in fields.items() if n not in values
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise err(where_span, f"{label} needs parameter {', '.join(map(repr, missing))}")
     try:
@@ -138,20 +154,27 @@ def _bind_directive(d: ast.Directive, source: ast.DirectiveFile, err: Any) -> Bo
     if selector is not None and not cls.selects:
         raise err(selector.span, f"pass {cls.name!r} takes no layer selector")
     if selector is None and cls.selects:
-        raise err(d.span, f"pass {cls.name!r} needs a layer selector (a name, a glob such as "
-                  "conv*, op(Conv) or layers[0:3])")
+        raise err(
+            d.span,
+            f"pass {cls.name!r} needs a layer selector (a name, a glob such as "
+            "conv*, op(Conv) or layers[0:3])",
+        )
     if positionals:
         if cls.positional is None or len(positionals) > 1:
-            raise err(positionals[-1].span, f"pass {cls.name!r} takes "
-                      f"{'no' if cls.positional is None else 'one'} positional value")
+            raise err(
+                positionals[-1].span,
+                f"pass {cls.name!r} takes "
+                f"{'no' if cls.positional is None else 'one'} positional value",
+            )
         items.insert(0, (cls.positional, positionals[0], positionals[0].span))
     params = _params_of(cls.Params, items, err, d.span, f"pass {cls.name!r}")
     return BoundDirective(d, cls, params, source)
 
 
 def _bind_explore(e: ast.Explore, err: Any) -> ExploreSpace:
-    params = _params_of(ExploreParams, [(p.name, p.value, p.span) for p in e.params], err,
-                        e.span, "explore")
+    params = _params_of(
+        ExploreParams, [(p.name, p.value, p.span) for p in e.params], err, e.span, "explore"
+    )
     items = []
     seen: set[tuple[str, str, str]] = set()
     for item in e.items:
@@ -159,8 +182,11 @@ def _bind_explore(e: ast.Explore, err: Any) -> ExploreSpace:
         hints = get_type_hints(cls.Params)
         names = [f.name for f in dataclasses.fields(cls.Params)]
         if item.param not in names:
-            raise err(item.param_span, f"pass {cls.name!r} has no parameter {item.param!r}"
-                      f"{did_you_mean(item.param, names)} (parameters: {', '.join(names)})")
+            raise err(
+                item.param_span,
+                f"pass {cls.name!r} has no parameter {item.param!r}"
+                f"{did_you_mean(item.param, names)} (parameters: {', '.join(names)})",
+            )
         if item.selector is not None and not cls.selects:
             raise err(item.selector.span, f"pass {cls.name!r} takes no layer selector")
         key = (cls.name, str(item.selector), item.param)
@@ -169,8 +195,13 @@ def _bind_explore(e: ast.Explore, err: Any) -> ExploreSpace:
         seen.add(key)
         where = Where(err, f"parameter {item.param!r}")
         domain = item.domain
-        raw = expand_range(domain, where) if isinstance(domain, ast.RangeValue) else \
-            list(domain.items) if isinstance(domain, ast.ListValue) else [domain]
+        raw = (
+            expand_range(domain, where)
+            if isinstance(domain, ast.RangeValue)
+            else list(domain.items)
+            if isinstance(domain, ast.ListValue)
+            else [domain]
+        )
         if not raw:
             raise err(item.param_span, f"no values to explore for {item.param!r}")
         values = tuple(coerce(v, hints[item.param], where) for v in raw)

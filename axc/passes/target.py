@@ -45,8 +45,7 @@ class Target(Pass):
     selects = False
     positional = "backend"
 
-    def run(self, graph: Graph, targets: list[str], params: TargetParams,
-            ctx: PassContext) -> bool:
+    def run(self, graph: Graph, targets: list[str], params: TargetParams, ctx: PassContext) -> bool:
         before = graph.metadata.get("target")
         graph.metadata["target"] = dataclasses.asdict(params)
         return before != graph.metadata["target"]

@@ -41,8 +41,9 @@ class Executor:
         batch: int | None = None
         for name in self.graph.inputs:
             if name not in feeds:
-                raise UserError(f"missing input {name!r}; the model takes "
-                                f"{', '.join(self.graph.inputs)}")
+                raise UserError(
+                    f"missing input {name!r}; the model takes {', '.join(self.graph.inputs)}"
+                )
             info = self.graph.tensors[name]
             array = np.asarray(feeds[name])
             want = info.dtype.numpy_dtype()
@@ -52,21 +53,25 @@ class Executor:
                 else:
                     raise UserError(f"input {name!r} has type {array.dtype}, expected {want}")
             if array.ndim != len(info.shape):
-                raise UserError(f"input {name!r} has shape {array.shape}, expected "
-                                f"{info.shape_str()}")
+                raise UserError(
+                    f"input {name!r} has shape {array.shape}, expected {info.shape_str()}"
+                )
             for axis, (got, dim) in enumerate(zip(array.shape, info.shape, strict=True)):
                 if isinstance(dim, str):
                     if batch is not None and batch != got:
                         raise UserError(f"inputs disagree on the batch size ({batch}, {got})")
                     batch = got
                 elif got != dim:
-                    raise UserError(f"input {name!r} has shape {array.shape}, expected "
-                                    f"{info.shape_str()} (axis {axis})")
+                    raise UserError(
+                        f"input {name!r} has shape {array.shape}, expected "
+                        f"{info.shape_str()} (axis {axis})"
+                    )
             values[name] = array
         extra = set(feeds) - set(self.graph.inputs)
         if extra:
-            raise UserError(f"unknown inputs {sorted(extra)}; the model takes "
-                            f"{', '.join(self.graph.inputs)}")
+            raise UserError(
+                f"unknown inputs {sorted(extra)}; the model takes {', '.join(self.graph.inputs)}"
+            )
         return values
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -74,23 +79,26 @@ class Executor:
         values = self._check_inputs(feeds)
         constants = self.graph.constants
         for step, node in enumerate(self.order):
-            args = [values[t] if t in values else constants.get(t) if t else None
-                    for t in node.inputs]
+            args = [
+                values[t] if t in values else constants.get(t) if t else None for t in node.inputs
+            ]
             results = KERNELS[node.op](node.attrs, args)  # type: ignore[arg-type]
             for name, value in zip(node.outputs, results, strict=True):
                 values[name] = value
             for name in self._free_after[step]:
                 values.pop(name, None)
-        return {name: values[name] if name in values else constants[name]
-                for name in self.graph.outputs}
+        return {
+            name: values[name] if name in values else constants[name] for name in self.graph.outputs
+        }
 
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
         out = self.run(dict(zip(self.graph.inputs, arrays, strict=True)))
         return [out[name] for name in self.graph.outputs]
 
 
-def run(graph: Graph, feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray
-        ) -> dict[str, np.ndarray]:
+def run(
+    graph: Graph, feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray
+) -> dict[str, np.ndarray]:
     """Execute ``graph`` once. ``feeds`` is a dict by input name, a list in input
     order, or a single array for a one-input model."""
     if isinstance(feeds, np.ndarray):

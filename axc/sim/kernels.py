@@ -70,8 +70,12 @@ def conv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     b = args[2] if len(args) > 2 and args[2] is not None else None
     nd, group = len(attrs["kernel_shape"]), attrs["group"]
     xp = _pad_spatial(x, attrs["pads"], 0)
-    out_spatial = [(xp.shape[2 + i] - ((attrs["kernel_shape"][i] - 1) * attrs["dilations"][i] + 1))
-                   // attrs["strides"][i] + 1 for i in range(nd)]
+    out_spatial = [
+        (xp.shape[2 + i] - ((attrs["kernel_shape"][i] - 1) * attrs["dilations"][i] + 1))
+        // attrs["strides"][i]
+        + 1
+        for i in range(nd)
+    ]
     cols = _windows(xp, attrs, out_spatial)  # N, C, *O, *K
     n, m = x.shape[0], w.shape[0]
     cin, mg = w.shape[1], m // group
@@ -79,30 +83,43 @@ def conv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     out = np.empty((n, m, *out_spatial), dtype=_wide(np.zeros(0, out_type)).dtype)
     k_axes = tuple(range(1, 2 + nd))[:1] + tuple(range(2 + nd, 2 + 2 * nd))
     for g in range(group):
-        xg = _wide(cols[:, g * cin:(g + 1) * cin])
-        wg = _wide(w[g * mg:(g + 1) * mg])
+        xg = _wide(cols[:, g * cin : (g + 1) * cin])
+        wg = _wide(w[g * mg : (g + 1) * mg])
         # contract channel and kernel axes: (N, O..., Mg)
         y = np.tensordot(xg, wg, axes=(k_axes, (1, *range(2, 2 + nd))))
-        out[:, g * mg:(g + 1) * mg] = np.moveaxis(y, -1, 1)
+        out[:, g * mg : (g + 1) * mg] = np.moveaxis(y, -1, 1)
     if b is not None:
         out += b.reshape((1, m) + (1,) * nd)
     return [_activate(out.astype(out_type, copy=False), attrs.get("activation"))]
 
 
-def _pool_windows(x: np.ndarray, attrs: dict[str, Any], fill: float,
-                  pad_fill: float | None = None) -> np.ndarray:
+def _pool_windows(
+    x: np.ndarray, attrs: dict[str, Any], fill: float, pad_fill: float | None = None
+) -> np.ndarray:
     """Windows over ``x`` padded by the explicit pads (with ``pad_fill``) and, in
     ceil mode, by whatever the last window needs beyond them (with ``fill``)."""
     nd = len(attrs["kernel_shape"])
     pads = attrs["pads"]
-    out_spatial = [pool_output_dim(x.shape[2 + i], attrs["kernel_shape"][i], attrs["strides"][i],
-                                   pads[i], pads[nd + i], attrs["dilations"][i],
-                                   attrs.get("ceil_mode", False)) for i in range(nd)]
+    out_spatial = [
+        pool_output_dim(
+            x.shape[2 + i],
+            attrs["kernel_shape"][i],
+            attrs["strides"][i],
+            pads[i],
+            pads[nd + i],
+            attrs["dilations"][i],
+            attrs.get("ceil_mode", False),
+        )
+        for i in range(nd)
+    ]
     xp = _pad_spatial(x, pads, fill if pad_fill is None else pad_fill)
     extra = [0] * (2 * nd)
     for i in range(nd):
-        need = (out_spatial[i] - 1) * attrs["strides"][i] + \
-            (attrs["kernel_shape"][i] - 1) * attrs["dilations"][i] + 1
+        need = (
+            (out_spatial[i] - 1) * attrs["strides"][i]
+            + (attrs["kernel_shape"][i] - 1) * attrs["dilations"][i]
+            + 1
+        )
         extra[nd + i] = max(0, need - xp.shape[2 + i])
     return _windows(_pad_spatial(xp, extra, fill), attrs, out_spatial)
 
@@ -151,8 +168,9 @@ def gemm(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     if len(args) > 2 and args[2] is not None:
         c = args[2]
         y = y + (c * np.asarray(attrs["beta"], dtype=c.dtype) if attrs["beta"] != 1.0 else c)
-    return [_activate(y.astype(np.result_type(args[0], args[1]), copy=False),
-                      attrs.get("activation"))]
+    return [
+        _activate(y.astype(np.result_type(args[0], args[1]), copy=False), attrs.get("activation"))
+    ]
 
 
 @kernel("MatMul")
@@ -269,8 +287,12 @@ def transpose(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndar
 @kernel("Concat")
 def concat(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     batch = max((a.shape[0] for a in args if a.ndim), default=1)
-    parts = [a if attrs["axis"] == 0 or a.ndim == 0 or a.shape[0] == batch
-             else np.broadcast_to(a, (batch, *a.shape[1:])) for a in args]
+    parts = [
+        a
+        if attrs["axis"] == 0 or a.ndim == 0 or a.shape[0] == batch
+        else np.broadcast_to(a, (batch, *a.shape[1:]))
+        for a in args
+    ]
     return [np.concatenate(parts, axis=attrs["axis"])]
 
 
@@ -283,8 +305,9 @@ def split(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]
 @kernel("Slice")
 def slice_(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     index = [slice(None)] * args[0].ndim
-    for start, end, axis, step in zip(attrs["starts"], attrs["ends"], attrs["axes"],
-                                      attrs["steps"], strict=True):
+    for start, end, axis, step in zip(
+        attrs["starts"], attrs["ends"], attrs["axes"], attrs["steps"], strict=True
+    ):
         index[axis] = slice(start, end, step)
     return [args[0][tuple(index)]]
 
@@ -295,14 +318,19 @@ def pad(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     r = x.ndim
     pads = attrs["pads"]
     # negative pads crop
-    crop = tuple(slice(max(0, -pads[i]), x.shape[i] - max(0, -pads[r + i]) or None)
-                 for i in range(r))
+    crop = tuple(
+        slice(max(0, -pads[i]), x.shape[i] - max(0, -pads[r + i]) or None) for i in range(r)
+    )
     x = x[crop]
     widths = [(max(0, pads[i]), max(0, pads[r + i])) for i in range(r)]
     mode = attrs["mode"]
     if mode == "constant":
         return [np.pad(x, widths, mode="constant", constant_values=attrs["value"])]
-    return [np.pad(x, widths, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])]
+    if mode == "reflect":
+        return [np.pad(x, widths, mode="reflect")]
+    if mode == "edge":
+        return [np.pad(x, widths, mode="edge")]
+    return [np.pad(x, widths, mode="wrap")]
 
 
 @kernel("Gather")

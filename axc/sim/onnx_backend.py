@@ -40,8 +40,9 @@ class AxcRep(BackendRep):
         by_name = {info.name: a for info, a in zip(self.inputs, arrays, strict=True)}
         while True:
             bind = {name: by_name[name] for name in sorted(self.specialized)}
-            key = b"".join(name.encode() + a.tobytes() + str(a.shape).encode()
-                           for name, a in bind.items())
+            key = b"".join(
+                name.encode() + a.tobytes() + str(a.shape).encode() for name, a in bind.items()
+            )
             if key in self._cache:
                 return self._cache[key]
             try:
@@ -52,12 +53,16 @@ class AxcRep(BackendRep):
                 self.specialized.add(exc.tensor)
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
-        arrays = [np.asarray(x) for x in (inputs if isinstance(inputs, (list, tuple))
-                                          else [inputs])]
+        arrays = [
+            np.asarray(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])
+        ]
         executor = self._executor(arrays)
         graph = executor.graph
-        feeds = {info.name: a for info, a in zip(self.inputs, arrays, strict=True)
-                 if info.name in graph.inputs}
+        feeds = {
+            info.name: a
+            for info, a in zip(self.inputs, arrays, strict=True)
+            if info.name in graph.inputs
+        }
         out = executor.run(feeds)
         return tuple(out[o.name] for o in self.model.graph.output)
 
@@ -74,8 +79,9 @@ class AxcBackend(Backend):
         return rep
 
     @classmethod
-    def run_model(cls, model: onnx.ModelProto, inputs: Any, device: str = "CPU",
-                  **kwargs: Any) -> tuple[np.ndarray, ...]:
+    def run_model(
+        cls, model: onnx.ModelProto, inputs: Any, device: str = "CPU", **kwargs: Any
+    ) -> tuple[np.ndarray, ...]:
         return cls.prepare(model, device, **kwargs).run(inputs)
 
     @classmethod

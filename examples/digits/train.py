@@ -42,9 +42,16 @@ def main() -> None:
     torch.manual_seed(args.seed)
     x_train, x_test, y_train, y_test = data(args.seed)
     model = nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),     # 8x8 -> 4x4
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),    # 4x4 -> 2x2
-        nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10),
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 8x8 -> 4x4
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 4x4 -> 2x2
+        nn.Flatten(),
+        nn.Linear(64, 32),
+        nn.ReLU(),
+        nn.Linear(32, 10),
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
@@ -52,7 +59,7 @@ def main() -> None:
         model.train()
         order = torch.randperm(len(xt))
         for start in range(0, len(xt), 32):
-            batch = order[start:start + 32]
+            batch = order[start : start + 32]
             optimizer.zero_grad()
             loss = nn.functional.cross_entropy(model(xt[batch]), yt[batch])
             loss.backward()
@@ -67,9 +74,16 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / "digits_cnn.onnx"
-    torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(onnx_path), input_names=["image"],
-                      output_names=["logits"], dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}},
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, 8, 8),),
+        str(onnx_path),
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}},
+        opset_version=17,
+        dynamo=False,
+    )
     np.savez_compressed(args.out / "test.npz", x=x_test, y=y_test)
     rng = np.random.default_rng(args.seed)
     pick = rng.choice(len(x_train), size=200, replace=False)
