@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up and run the main job on the bundled example: import the digits CNN,
+# check and apply its directives, compile, and evaluate the result.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+model=examples/digits/digits_cnn.onnx
+directives=examples/digits/d.ax
+set -x
+.venv/bin/axc show "$model"
+.venv/bin/axc check "$model" --directives "$directives"
+.venv/bin/axc compile "$model" --directives "$directives" -o build/digits --force
+.venv/bin/python examples/digits/evaluate.py build/digits/digits_cnn.axc.json
