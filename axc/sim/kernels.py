@@ -124,11 +124,32 @@ def _pool_windows(
     return _windows(_pad_spatial(xp, extra, fill), attrs, out_spatial)
 
 
+def _tiles(x: np.ndarray, attrs: dict[str, Any]) -> np.ndarray | None:
+    """For non-overlapping, unpadded windows that tile the input exactly: a
+    reshaped view (N, C, O1, K1, O2, K2, ...) that reduces much faster than
+    a strided window view."""
+    kernel, nd = attrs["kernel_shape"], len(attrs["kernel_shape"])
+    if (
+        tuple(attrs["strides"]) != tuple(kernel)
+        or any(attrs["pads"])
+        or any(d != 1 for d in attrs["dilations"])
+        or any(x.shape[2 + i] % kernel[i] for i in range(nd))
+    ):
+        return None
+    shape = [x.shape[0], x.shape[1]]
+    for i in range(nd):
+        shape += [x.shape[2 + i] // kernel[i], kernel[i]]
+    return x.reshape(shape)
+
+
 @kernel("MaxPool")
 def max_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     x = args[0]
-    fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
     nd = len(attrs["kernel_shape"])
+    tiles = _tiles(x, attrs)
+    if tiles is not None:
+        return [tiles.max(axis=tuple(3 + 2 * i for i in range(nd)))]
+    fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
     return [_pool_windows(x, attrs, fill).max(axis=tuple(range(-nd, 0)))]
 
 
@@ -136,6 +157,9 @@ def max_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarr
 def average_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     x = args[0]
     nd = len(attrs["kernel_shape"])
+    tiles = _tiles(x, attrs)
+    if tiles is not None:
+        return [tiles.mean(axis=tuple(3 + 2 * i for i in range(nd))).astype(x.dtype)]
     axes = tuple(range(-nd, 0))
     total = _pool_windows(x, attrs, 0.0).sum(axis=axes)
     # elements per window: real inputs, plus explicit pads if count_include_pad,
