@@ -17,6 +17,18 @@ os.environ["AXC_VERIFY"] = "1"
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "digits"
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+#: the nine model-zoo architectures the onnx package ships with constant weights
+LIGHT_MODELS = (
+    "bvlc_alexnet",
+    "densenet121",
+    "inception_v1",
+    "inception_v2",
+    "resnet50",
+    "shufflenet",
+    "squeezenet",
+    "vgg19",
+    "zfnet512",
+)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from onnx import helper
 
 import axc
 from axc.frontend import export_model, import_model
-from tests.conftest import LIGHT, make_model, ort_run, tensor
+from tests.conftest import LIGHT, LIGHT_MODELS, make_model, ort_run, tensor
 
 
 def test_digits_export_runs_in_onnxruntime_with_same_results(
@@ -42,20 +42,7 @@ def test_export_of_multi_axis_softmax_and_constant_output() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name",
-    [
-        "bvlc_alexnet",
-        "densenet121",
-        "inception_v1",
-        "inception_v2",
-        "resnet50",
-        "shufflenet",
-        "squeezenet",
-        "vgg19",
-        "zfnet512",
-    ],
-)
+@pytest.mark.parametrize("name", LIGHT_MODELS)
 def test_light_models_round_trip_through_export(name) -> None:
     path = LIGHT / f"light_{name}.onnx"
     g = axc.load(path)

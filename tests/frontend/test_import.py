@@ -8,7 +8,7 @@ import axc
 from axc.errors import ModelError
 from axc.frontend import import_model
 from axc.ir import BATCH, verify
-from tests.conftest import make_model, ort_run, save, tensor
+from tests.conftest import LIGHT, LIGHT_MODELS, make_model, ort_run, save, tensor
 
 RNG = np.random.default_rng(0)
 
@@ -161,23 +161,8 @@ def test_old_opset_softmax_flattens_trailing_axes() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name",
-    [
-        "bvlc_alexnet",
-        "densenet121",
-        "inception_v1",
-        "inception_v2",
-        "resnet50",
-        "shufflenet",
-        "squeezenet",
-        "vgg19",
-        "zfnet512",
-    ],
-)
+@pytest.mark.parametrize("name", LIGHT_MODELS)
 def test_light_models_match_onnxruntime(name) -> None:
-    from tests.conftest import LIGHT
-
     path = LIGHT / f"light_{name}.onnx"
     g = axc.load(path)
     verify(g)

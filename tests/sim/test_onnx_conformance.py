@@ -19,6 +19,7 @@ import onnx.backend.test
 import pytest
 
 from axc.sim.onnx_backend import AxcBackend
+from tests.conftest import LIGHT_MODELS
 
 SUPPORTED = [
     "conv",
@@ -62,17 +63,6 @@ SUPPORTED = [
     "constantofshape",
     "shape",
     "gather",
-]
-LIGHT_MODELS = [
-    "bvlc_alexnet",
-    "densenet121",
-    "inception_v1",
-    "inception_v2",
-    "resnet50",
-    "shufflenet",
-    "squeezenet",
-    "vgg19",
-    "zfnet512",
 ]
 
 EXCLUDED = {
