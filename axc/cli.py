@@ -158,10 +158,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         )
         return 0
     for e in entries:
-        picked = ", ".join(e.targets) if e.targets else "(whole graph)"
-        print(
-            f"{e.location}: {e.directive}\n    {e.pass_name}: {len(e.targets)} layer(s): {picked}"
-        )
+        picked = f"{len(e.targets)} layer(s): {', '.join(e.targets)}" if e.targets else "graph"
+        print(f"{e.location}: {e.directive}\n    {e.pass_name} -> {picked}")
     print(f"{len(entries)} statement(s) OK against {args.model} ({len(graph.nodes)} layers)")
     return 0
 
