@@ -34,6 +34,7 @@ __all__ = [
     "apply",
     "check",
     "compile",
+    "evaluate",
     "export",
     "load",
     "parse_directives",
@@ -87,6 +88,22 @@ def simulate(
 ) -> dict[str, np.ndarray]:
     """Run ``graph`` on ``inputs`` (float executor) and return its outputs by name."""
     return _run(graph, inputs)
+
+
+def evaluate(
+    graph: Graph,
+    data: str | os.PathLike[str],
+    *,
+    reference: Graph | None = None,
+    keep_outputs: bool = False,
+) -> dict[str, Any]:
+    """Run ``graph`` over an ``.npz`` data set (``x``, optional labels ``y``):
+    top-1/top-5 accuracy, agreement with a ``reference`` graph, and optionally
+    every output (see :func:`axc.sim.evaluate.evaluate`)."""
+    from axc.sim.dataset import load_dataset
+    from axc.sim.evaluate import evaluate as _evaluate
+
+    return _evaluate(graph, load_dataset(data, graph), reference, keep_outputs)
 
 
 def export(graph: Graph, path: str | os.PathLike[str]) -> None:

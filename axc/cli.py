@@ -35,6 +35,11 @@ EPILOGS = {
   axc show model.onnx --dot model.dot      # then: dot -Tsvg model.dot -o model.svg
   axc show model.onnx --json
 """,
+    "simulate": """examples:
+  axc simulate model.onnx --data test.npz
+  axc simulate model.onnx --directives q.ax --data test.npz --json
+  axc simulate model.onnx --directives q.ax --data test.npz --save-outputs out.npz
+""",
     "ops": """examples:
   axc ops
   axc ops --json
@@ -99,6 +104,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="ONNX model, or an axc IR file (.axc.json)")
     p.add_argument("--dot", metavar="FILE", help="write Graphviz dot to FILE ('-' for stdout)")
     p.add_argument("--json", action="store_true", help="print the IR as JSON")
+
+    p = command("simulate", "run a model (after its directives) over a data set; report accuracy")
+    p.add_argument("model", help="ONNX model")
+    p.add_argument("--directives", "-d", metavar="FILE", help="directive file (.ax) to apply first")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="NPZ",
+        help="data set: x (inputs, batch first) and optionally y (labels)",
+    )
+    p.add_argument(
+        "--save-outputs",
+        metavar="NPZ",
+        help="save every output for every input (quantized outputs also as NAME.q)",
+    )
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     p = command("ops", "list the ONNX ops axc imports")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -187,6 +208,43 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    graph = api.load(args.model)
+    reference = None
+    if args.directives:
+        reference = graph.copy()
+        api.apply(graph, args.directives, model_path=args.model)
+    result = api.evaluate(
+        graph, args.data, reference=reference, keep_outputs=bool(args.save_outputs)
+    )
+    outputs = result.pop("outputs", None)
+    if outputs is not None:
+        try:
+            np.savez_compressed(args.save_outputs, **outputs)
+        except OSError as exc:
+            raise UserError(f"cannot write {args.save_outputs}: {exc}") from None
+        result["saved"] = {"path": args.save_outputs, "arrays": sorted(outputs)}
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"{args.model}: {result['images']} inputs from {args.data}")
+    labels = {
+        "top1": "top-1 accuracy",
+        "top5": "top-5 accuracy",
+        "reference_top1": "float top-1",
+        "agreement_top1": "top-1 agreement with float",
+        "max_abs_diff": "max |output - float|",
+    }
+    for key, label in labels.items():
+        if key in result:
+            print(f"  {label:28} {result[key]:.4f}")
+    if "saved" in result:
+        print(f"  saved {', '.join(result['saved']['arrays'])} to {args.save_outputs}")
+    return 0
+
+
 def _cmd_ops(args: argparse.Namespace) -> int:
     from axc.frontend import SUPPORTED_OPS
 
@@ -197,7 +255,13 @@ def _cmd_ops(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"compile": _cmd_compile, "check": _cmd_check, "show": _cmd_show, "ops": _cmd_ops}
+COMMANDS = {
+    "compile": _cmd_compile,
+    "check": _cmd_check,
+    "show": _cmd_show,
+    "simulate": _cmd_simulate,
+    "ops": _cmd_ops,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -211,6 +211,11 @@ class Graph:
         wanted = set(ops)
         return [n for n in self.topological() if n.op in wanted]
 
+    def replace_with(self, other: Graph) -> None:
+        """Become ``other`` (passes that rebuild a graph use this to change it in place)."""
+        self.__dict__.clear()
+        self.__dict__.update(other.__dict__)
+
     def copy(self) -> Graph:
         return copy.deepcopy(self)
 

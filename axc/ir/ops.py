@@ -343,6 +343,85 @@ _op(
 _op("Identity", ("X",), {}, "Copy; kept only where a graph output must alias another tensor.")
 
 
+# ------------------------------------------------------------- integer ops
+# Their arithmetic is specified in docs/arithmetic.md and implemented once in
+# axc/arith; ``requant`` is the dict form of axc.arith.Requantizer.
+_REQ = {"requant": "dict(multiplier, shift, zero_point, qmin, qmax)"}
+_op(
+    "Quantize",
+    ("X",),
+    {"scale": "floats", "zero_point": "ints", "axis": "int | None", "qmin": "int", "qmax": "int"},
+    "Float to integer: clamp(round_half_even(x / scale) + zero_point).",
+)
+_op(
+    "Dequantize",
+    ("X",),
+    {"scale": "floats", "zero_point": "ints", "axis": "int | None"},
+    "Integer to float32: (q - zero_point) * scale.",
+)
+_op(
+    "QConv",
+    ("X", "W", "B?"),
+    {
+        **_POOL,
+        "group": "int",
+        "x_zero_point": "int",
+        "w_zero_point": "ints (per output channel or one)",
+        "acc_bits": "int",
+        **_REQ,
+    },
+    "Integer convolution: acc = sum((x - x_zp)(w - w_zp)) + bias, wrapped to acc_bits, "
+    "then requantized.",
+    _conv,
+)
+_op(
+    "QGemm",
+    ("A", "B", "C?"),
+    {"x_zero_point": "int", "w_zero_point": "ints", "acc_bits": "int", **_REQ},
+    "Integer fully connected layer, weights stored (N, K): acc = (a - a_zp) @ (w - w_zp).T + "
+    "bias, wrapped, then requantized.",
+    lambda attrs, shapes: _gemm({"trans_a": False, "trans_b": True}, shapes),
+)
+_op(
+    "QAdd",
+    ("A", "B"),
+    {
+        "a_zero_point": "int",
+        "b_zero_point": "int",
+        "a_multiplier": "int",
+        "b_multiplier": "int",
+        "shift": "int",
+        "zero_point": "int",
+        "qmin": "int",
+        "qmax": "int",
+    },
+    "Integer add of two differently scaled tensors: "
+    "((a - a_zp) * Ma + (b - b_zp) * Mb + 2^(S-1)) >> S, plus zero_point, clamped.",
+    _binary,
+)
+_op(
+    "QAveragePool",
+    ("X",),
+    {**_POOL, "ceil_mode": "bool", "count_include_pad": "bool", "x_zero_point": "int", **_REQ},
+    "Integer average: window sum of (x - x_zp), divided by the count rounding half up, "
+    "then requantized.",
+    _pool,
+)
+_op(
+    "QGlobalAveragePool",
+    ("X",),
+    {"x_zero_point": "int", **_REQ},
+    "Integer global average, with the division rule of QAveragePool.",
+    _global_pool,
+)
+_op(
+    "Requantize",
+    ("X",),
+    {"x_zero_point": "int", **_REQ},
+    "Change the scale and zero point of an integer tensor: requant(x - x_zp).",
+)
+
+
 def infer_shapes(op: str, attrs: dict[str, Any], shapes: Sequence[Shape]) -> list[Shape]:
     """Output shapes of ``op`` for the given operand shapes; raises :class:`ShapeError`."""
     return OPS[op].shape(attrs, shapes)

@@ -14,7 +14,11 @@ __all__ = ["to_dot", "to_text"]
 
 def _value(v: Any) -> str:
     if isinstance(v, (list, tuple)):
+        if len(v) > 6:
+            return "[" + ",".join(_value(x) for x in v[:3]) + f",...] ({len(v)} values)"
         return "[" + ",".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + " ".join(f"{k}={_value(x)}" for k, x in v.items()) + "}"
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, np.ndarray):

@@ -80,4 +80,25 @@ class PassManager:
             )
             if bound.pass_cls.name in self.dump_ir_after and self.dump is not None:
                 self.dump(f"IR after {bound.pass_cls.name} ({location})", graph)
+        for name, finalize in list(ctx.finalizers.items()):
+            start = time.perf_counter()
+            finalize(graph, ctx)
+            if self.verify:
+                try:
+                    verify(graph)
+                except VerificationError as exc:
+                    raise VerificationError(f"after lowering {name!r}: {exc}") from None
+            records.append(
+                PassRecord(
+                    f"(lowering of {name})",
+                    program.source.path,
+                    name,
+                    (),
+                    True,
+                    time.perf_counter() - start,
+                )
+            )
+            if name in self.dump_ir_after and self.dump is not None:
+                self.dump(f"IR after lowering {name}", graph)
+        ctx.finalizers.clear()
         return records

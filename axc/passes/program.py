@@ -140,7 +140,15 @@ def _params_of(
     try:
         return cls(**values)
     except (ValueError, TypeError) as exc:
-        raise err(where_span, f"{label}: {exc}") from None
+        message = str(exc)
+        for name, value, span in params:  # point at the parameter the message names
+            if message.startswith((f"{name}=", f"{name}:")):
+                raise err(value_span(value, span), f"{label}: {message}") from None
+        raise err(where_span, f"{label}: {message}") from None
+
+
+def value_span(value: ast.Value, fallback: ast.Span) -> ast.Span:
+    return getattr(value, "span", fallback)
 
 
 def _bind_directive(d: ast.Directive, source: ast.DirectiveFile, err: Any) -> BoundDirective:

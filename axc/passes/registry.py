@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
@@ -29,6 +30,9 @@ class PassContext:
     model_path: str | None = None
     directives_path: str | None = None
     shared: dict[str, Any] = field(default_factory=dict)
+    #: work that runs once after the last directive (e.g. lowering quantization
+    #: after all per-layer quantize directives), by name, in registration order
+    finalizers: dict[str, Callable[[Graph, PassContext], None]] = field(default_factory=dict)
 
 
 class Pass(ABC):
@@ -87,4 +91,4 @@ def available_passes() -> dict[str, type[Pass]]:
 
 def _builtin() -> None:
     # importing the modules registers them
-    from axc.passes import cut, target  # noqa: F401
+    from axc.passes import cut, quantize, target  # noqa: F401

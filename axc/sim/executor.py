@@ -6,12 +6,13 @@ that of the widest cut of the graph, not of the whole network.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from axc.errors import UserError
 from axc.ir import Graph, Node
+from axc.sim import int_kernels as _int_kernels  # noqa: F401  (registers the integer kernels)
 from axc.sim.kernels import KERNELS
 
 __all__ = ["Executor", "run"]
@@ -26,6 +27,13 @@ class Executor:
             raise UserError(f"the float executor cannot run ops {', '.join(missing)}")
         self.graph = graph
         self.order: list[Node] = graph.topological()
+        # integer results are computed in int64 and stored in their declared type
+        self._dtypes = {
+            t: graph.tensors[t].dtype.numpy_dtype()
+            for n in self.order
+            for t in n.outputs
+            if t and not graph.tensors[t].dtype.is_float
+        }
         last_use: dict[str, int] = {}
         for step, node in enumerate(self.order):
             for name in node.inputs:
@@ -74,9 +82,18 @@ class Executor:
             )
         return values
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Outputs by name for the given inputs (by name)."""
+    def run(
+        self,
+        feeds: Mapping[str, np.ndarray],
+        observe: Callable[[str, np.ndarray], None] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Outputs by name for the given inputs (by name). ``observe`` is called
+        with every tensor's name and value as it is computed (calibration and
+        golden caches use it)."""
         values = self._check_inputs(feeds)
+        if observe is not None:
+            for name, value in values.items():
+                observe(name, value)
         constants = self.graph.constants
         for step, node in enumerate(self.order):
             args = [
@@ -84,7 +101,10 @@ class Executor:
             ]
             results = KERNELS[node.op](node.attrs, args)  # type: ignore[arg-type]
             for name, value in zip(node.outputs, results, strict=True):
-                values[name] = value
+                want = self._dtypes.get(name)
+                values[name] = value if want is None or value.dtype == want else value.astype(want)
+                if observe is not None:
+                    observe(name, values[name])
             for name in self._free_after[step]:
                 values.pop(name, None)
         return {
