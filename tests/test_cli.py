@@ -180,3 +180,53 @@ def test_ops_lists_supported_ops(capsys) -> None:
     code, out, _ = run(capsys, "ops", "--json")
     ops = json.loads(out)
     assert code == 0 and {"Conv", "Gemm", "LRN", "HardSwish", "ConstantOfShape"} <= set(ops)
+
+
+def test_simulate_reports_accuracy_and_agreement(capsys, tmp_path, digits_model) -> None:
+    q = DIGITS / "quantize.ax"
+    saved = tmp_path / "out.npz"
+    code, out, err = run(
+        capsys,
+        "simulate",
+        digits_model,
+        "-d",
+        q,
+        "--data",
+        DIGITS / "test.npz",
+        "--json",
+        "--save-outputs",
+        saved,
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["images"] == 450 and data["top1"] >= data["reference_top1"] - 0.01
+    assert data["agreement_top1"] >= 0.98 and data["top5"] >= data["top1"]
+    import numpy as np
+
+    with np.load(saved) as arrays:
+        assert sorted(arrays.files) == ["logits", "logits.q"]
+        assert arrays["logits.q"].dtype == np.int8 and arrays["logits"].shape == (450, 10)
+    g = api.load(digits_model)
+    api.apply(g, q, model_path=str(digits_model))
+    deq = g.find(["Dequantize"])[-1].attrs
+    expected = (logits_q_of(saved) - deq["zero_point"][0]) * np.float32(deq["scale"][0])
+    with np.load(saved) as arrays:
+        np.testing.assert_array_equal(arrays["logits"], expected.astype(np.float32))
+
+
+def logits_q_of(path):
+    import numpy as np
+
+    with np.load(path) as arrays:
+        return arrays["logits.q"].astype(np.int64)
+
+
+def test_simulate_text_and_bad_data(capsys, tmp_path, digits_model) -> None:
+    code, out, _ = run(capsys, "simulate", digits_model, "--data", DIGITS / "test.npz")
+    assert code == 0 and "top-1 accuracy               0.9822" in out
+    bad = tmp_path / "bad.npz"
+    import numpy as np
+
+    np.savez(bad, x=np.zeros((3, 2, 8, 8), np.float32))
+    code, _, err = run(capsys, "simulate", digits_model, "--data", bad)
+    assert code == 1 and "needs [batch, 1, 8, 8]" in err and "Traceback" not in err

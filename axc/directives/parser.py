@@ -179,6 +179,8 @@ def _syntax_error(path: str, text: str, exc: UnexpectedInput) -> DirectiveError:
         expected = set(exc.allowed or ())
     wanted = sorted({_TERMINALS.get(t, repr(t.lower())) for t in expected})
     message = f"syntax error: unexpected {found}"
+    if found.strip("'") in (".", "/", "\\", "~"):
+        hint = 'quote file names and paths: data="calib.npz"'
     if hint:
         message += f" ({hint})"
     if wanted:

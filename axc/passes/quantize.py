@@ -61,7 +61,7 @@ class QuantizeParams:
         _int_type("weights", self.weights, 2, 16)
         _int_type("activations", self.activations, 2, 16)
         _int_type("bias", self.bias, 8, 32, signed_only=True)
-        _int_type("accumulator", self.accumulator, 8, 64, signed_only=True)
+        _int_type("accumulator", self.accumulator, 8, 32, signed_only=True)
         if self.samples < 1:
             raise ValueError(f"samples={self.samples}: need at least one calibration sample")
 

@@ -21,6 +21,7 @@ from axc.sim.kernels import _pad_spatial, _pool_windows, _windows, kernel
 __all__ = ["exact_matmul", "requantize"]
 
 _EXACT_FLOAT32 = 1 << 24
+_EXACT_FLOAT64 = 1 << 53
 _IM2COL_BYTES = 128 << 20  # bound on one im2col buffer; larger batches are processed in slices
 
 
@@ -129,11 +130,21 @@ def _wrap(acc: np.ndarray, bits: int) -> np.ndarray:
 
 
 def exact_matmul(a: np.ndarray, b: np.ndarray, bound_a: int, bound_b: int) -> np.ndarray:
-    """``a @ b`` for integer-valued float32 operands with |a| <= bound_a and
-    |b| <= bound_b, exactly, as int64."""
+    """``a @ b`` for integer-valued operands with |a| <= bound_a and |b| <= bound_b,
+    exactly, as int64.
+
+    Float32 BLAS when one product fits its 24-bit mantissa, with the reduction
+    chunked so partial sums stay below 2^24; float64 BLAS (exact below 2^53)
+    for wider operands."""
     k = a.shape[-1]
     per_term = max(1, bound_a * bound_b)
-    chunk = max(1, (_EXACT_FLOAT32 - 1) // per_term)
+    dtype: type[np.floating[Any]]
+    if per_term < _EXACT_FLOAT32:
+        limit, dtype = _EXACT_FLOAT32, np.float32
+    else:
+        limit, dtype = _EXACT_FLOAT64, np.float64
+    a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+    chunk = max(1, (limit - 1) // per_term)
     if k <= chunk:
         return (a @ b).astype(np.int64)
     total = np.zeros((a.shape[0], b.shape[1]), np.float64)

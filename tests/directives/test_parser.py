@@ -53,6 +53,7 @@ def test_every_form_parses_with_positions() -> None:
         ("cut op(Conv\n", "d.ax:1:12:", "expected"),
         ("target systolic rows=8 @\n", "d.ax:1:24:", "unexpected '@'"),
         ("explore {\n  target rows int8\n}\n", "d.ax:2:", "explore item"),
+        ("quantize * data=calib.npz\n", "d.ax:1:22:", "quote file names and paths"),
     ],
 )
 def test_syntax_errors_point_at_the_cause(text, where, fragment) -> None:

@@ -1,0 +1,148 @@
+"""The simulator's integer kernels against direct int64 references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from axc.arith import Requantizer, quantize, wrap
+from axc.sim.int_kernels import exact_matmul, requantize
+from axc.sim.kernels import KERNELS
+
+RNG = np.random.default_rng(42)
+
+
+def test_exact_matmul_chunks_long_reductions() -> None:
+    a = RNG.integers(-(2**15), 2**15, (40, 3000))
+    b = RNG.integers(-(2**15), 2**15, (3000, 30))
+    got = exact_matmul(a.astype(np.float32), b.astype(np.float32), 2**15, 2**15)
+    assert (got == a @ b).all()
+
+
+def reference_conv(x, w, b, attrs):
+    """Direct loops in int64: the definition in docs/arithmetic.md."""
+    n = x.shape[0]
+    m, cg, kh, kw = w.shape
+    (sh, sw), (dh, dw) = attrs["strides"], attrs["dilations"]
+    p = attrs["pads"]
+    xz = np.pad(
+        x.astype(np.int64) - attrs["x_zero_point"], [(0, 0), (0, 0), (p[0], p[2]), (p[1], p[3])]
+    )
+    zw = np.asarray(attrs["w_zero_point"], np.int64).reshape(-1, 1, 1, 1)
+    wz = w.astype(np.int64) - zw
+    oh = (xz.shape[2] - (dh * (kh - 1) + 1)) // sh + 1
+    ow = (xz.shape[3] - (dw * (kw - 1) + 1)) // sw + 1
+    group = attrs["group"]
+    acc = np.zeros((n, m, oh, ow), np.int64)
+    for o in range(m):
+        g = o // (m // group)
+        for i in range(oh):
+            for j in range(ow):
+                patch = xz[
+                    :,
+                    g * cg : (g + 1) * cg,
+                    i * sh : i * sh + dh * (kh - 1) + 1 : dh,
+                    j * sw : j * sw + dw * (kw - 1) + 1 : dw,
+                ]
+                acc[:, o, i, j] = (patch * wz[o]).sum(axis=(1, 2, 3))
+    if b is not None:
+        acc += b.reshape(1, -1, 1, 1)
+    acc = wrap(acc, attrs["acc_bits"])
+    return Requantizer.from_attr(attrs["requant"]).apply(acc, axis=1)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        {"group": 1, "pads": (1, 1, 1, 1), "strides": (1, 1), "dilations": (1, 1), "acc_bits": 32},
+        {"group": 4, "pads": (0, 1, 2, 1), "strides": (2, 1), "dilations": (1, 2), "acc_bits": 32},
+        {"group": 1, "pads": (0, 0, 0, 0), "strides": (1, 1), "dilations": (1, 1), "acc_bits": 12},
+    ],
+)
+def test_qconv_matches_reference(case) -> None:
+    m, c = 8, 4
+    group = case["group"]
+    x = RNG.integers(0, 256, (3, c, 7, 6)).astype(np.uint8)
+    w = RNG.integers(-127, 128, (m, c // group, 3, 3)).astype(np.int8)
+    b = RNG.integers(-5000, 5000, m).astype(np.int32)
+    requant = Requantizer.from_scale(RNG.uniform(1e-3, 1e-2, m), -3, -128, 127)
+    attrs = {
+        "kernel_shape": (3, 3),
+        **case,
+        "x_zero_point": 131,
+        "w_zero_point": tuple(int(v) for v in RNG.integers(-3, 3, m)),
+        "requant": requant.to_attr(),
+    }
+    got = KERNELS["QConv"](attrs, [x, w, b])[0]
+    np.testing.assert_array_equal(got, reference_conv(x, w, b, attrs))
+
+
+def test_qgemm_matches_reference_and_wraps() -> None:
+    a = RNG.integers(-128, 128, (5, 300)).astype(np.int8)
+    w = RNG.integers(-128, 128, (7, 300)).astype(np.int8)
+    b = RNG.integers(-100, 100, 7).astype(np.int32)
+    requant = Requantizer.from_scale(np.full(7, 0.01), 0, -128, 127)
+    attrs = {"x_zero_point": 2, "w_zero_point": (1,), "acc_bits": 16, "requant": requant.to_attr()}
+    acc = (a.astype(np.int64) - 2) @ (w.astype(np.int64) - 1).T + b
+    expected = requant.apply(wrap(acc, 16), axis=1)
+    np.testing.assert_array_equal(KERNELS["QGemm"](attrs, [a, w, b])[0], expected)
+
+
+def test_qadd_matches_exact_definition() -> None:
+    a = RNG.integers(-128, 128, (4, 3, 5)).astype(np.int8)
+    b = RNG.integers(-128, 128, (1, 3, 1)).astype(np.int8)  # broadcast
+    attrs = {
+        "a_zero_point": 3,
+        "b_zero_point": -7,
+        "a_multiplier": 700_000_000,
+        "b_multiplier": 300_000_001,
+        "shift": 31,
+        "zero_point": 5,
+        "qmin": -128,
+        "qmax": 127,
+    }
+    got = KERNELS["QAdd"](attrs, [a, b])[0]
+    aa, bb = np.broadcast_arrays(a.astype(np.int64), b.astype(np.int64))
+    for idx in np.ndindex(got.shape):
+        total = (int(aa[idx]) - 3) * 700_000_000 + (int(bb[idx]) + 7) * 300_000_001
+        exact = (total + (1 << 30)) // (1 << 31) + 5
+        assert got[idx] == min(max(exact, -128), 127)
+
+
+@pytest.mark.parametrize("include_pad", [False, True])
+def test_qaverage_pool_divides_rounding_half_up(include_pad) -> None:
+    x = RNG.integers(0, 256, (2, 3, 5, 5)).astype(np.uint8)
+    identity = Requantizer((1 << 30,), (30,), 10, 0, 255)
+    attrs = {
+        "kernel_shape": (2, 2),
+        "strides": (2, 2),
+        "pads": (1, 1, 0, 0),
+        "dilations": (1, 1),
+        "ceil_mode": False,
+        "count_include_pad": include_pad,
+        "x_zero_point": 10,
+        "requant": identity.to_attr(),
+    }
+    got = KERNELS["QAveragePool"](attrs, [x])[0]
+    xp = np.pad(x.astype(np.int64) - 10, [(0, 0), (0, 0), (1, 0), (1, 0)])
+    inside = np.pad(np.ones((5, 5), np.int64), [(1, 0), (1, 0)])
+    for n, c, i, j in np.ndindex(got.shape):
+        window = xp[n, c, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2]
+        count = 4 if include_pad else int(inside[2 * i : 2 * i + 2, 2 * j : 2 * j + 2].sum())
+        mean = (2 * int(window.sum()) + count) // (2 * count)
+        assert got[n, c, i, j] == min(max(mean + 10, 0), 255)
+
+
+def test_quantize_kernel_matches_arith_per_tensor_and_per_channel() -> None:
+    x = RNG.standard_normal((4, 3, 6)).astype(np.float32) * 3
+    for scale, zero, axis in [((0.02,), (-5,), None), ((0.01, 0.05, 0.1), (0, 3, -2), 1)]:
+        attrs = {"scale": scale, "zero_point": zero, "axis": axis, "qmin": -128, "qmax": 127}
+        got = KERNELS["Quantize"](attrs, [x])[0]
+        expected = quantize(x, np.array(scale, np.float32), np.array(zero), -128, 127, axis)
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_numba_requantize_matches_numpy_reference() -> None:
+    r = Requantizer.from_scale(RNG.uniform(1e-5, 1.0, 6), 4, -8, 7)
+    acc = RNG.integers(-(2**31), 2**31 - 1, (3, 6, 11), dtype=np.int64)
+    np.testing.assert_array_equal(requantize(acc, r.to_attr()), r.apply(acc, axis=1))
