@@ -17,13 +17,13 @@ def layer_macs(graph: Graph, node: Node, batch: int = 1) -> int:
     def numel(name: str) -> int:
         return math.prod(batch if isinstance(d, str) else d for d in graph.tensors[name].shape)
 
-    if node.op == "Conv":
+    if node.op in ("Conv", "QConv"):
         w = graph.tensors[node.inputs[1]].shape
         per_output = math.prod(int(d) for d in w[1:])
         return numel(node.outputs[0]) * per_output
-    if node.op == "Gemm":
+    if node.op in ("Gemm", "QGemm"):
         a = graph.tensors[node.inputs[0]].shape
-        k = a[0] if node.attrs["trans_a"] else a[1]
+        k = a[0] if node.attrs.get("trans_a") else a[1]
         return numel(node.outputs[0]) * int(k)
     if node.op == "MatMul":
         a = graph.tensors[node.inputs[0]].shape

@@ -353,4 +353,30 @@ def lower_quantization(graph: Graph, configs: dict[str, QuantizeParams], x: np.n
     }
     new.metadata["quantized_layers"] = sorted(configs)
     new.remove_unused()
+    fuse_integer_relu(new)
     return new
+
+
+_REQUANTIZING = ("QConv", "QGemm", "QAdd", "QAveragePool", "QGlobalAveragePool", "Requantize")
+
+
+def fuse_integer_relu(graph: Graph) -> int:
+    """Fold ``Clip(min=zero_point)`` (an integer ReLU) into the op that produced
+    its input by raising that op's ``qmin``: the clamp the requantizer does
+    anyway. Applies where the intermediate tensor has no other use."""
+    fused = 0
+    for node in graph.topological():
+        if node.op != "Clip" or node.attrs.get("max") is not None:
+            continue
+        producer = graph.producer(node.inputs[0])
+        if producer is None or producer.op not in _REQUANTIZING:
+            continue
+        if len(graph.consumers(node.inputs[0])) != 1 or node.inputs[0] in graph.outputs:
+            continue
+        target = producer.attrs if producer.op == "QAdd" else producer.attrs["requant"]
+        if node.attrs["min"] != target["zero_point"]:
+            continue
+        target["qmin"] = max(int(target["qmin"]), int(node.attrs["min"]))
+        graph.absorb(node.name)
+        fused += 1
+    return fused

@@ -10,6 +10,7 @@ reduction split into chunks short enough that every partial sum stays below
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +45,36 @@ def _requant3(
         half = np.int64(1) << (s - 1)
         for k in range(r):
             y = ((acc[a, ch, k] * m + half) >> s) + zp
+            out[a, ch, k] = min(max(y, qmin), qmax)
+
+
+@numba.njit(parallel=True, cache=True)
+def _finish3(
+    total: np.ndarray,
+    offset: np.ndarray,
+    acc_bits: int,
+    mult: np.ndarray,
+    shift: np.ndarray,
+    zp: int,
+    qmin: int,
+    qmax: int,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """acc = wrap(int(total) + offset[c]); out = requant(acc): one pass, any dtypes."""
+    n, c, r = total.shape
+    half_range = np.int64(1) << (acc_bits - 1)
+    mask = (half_range << 1) - 1
+    for i in numba.prange(n * c):
+        a, ch = i // c, i % c
+        m = mult[ch] if mult.size > 1 else mult[0]
+        s = shift[ch] if shift.size > 1 else shift[0]
+        half = np.int64(1) << (s - 1)
+        off = offset[ch]
+        for k in range(r):
+            acc = np.int64(total[a, ch, k]) + off
+            if acc_bits < 64:
+                acc = ((acc + half_range) & mask) - half_range
+            y = ((acc * m + half) >> s) + zp
             out[a, ch, k] = min(max(y, qmin), qmax)
 
 
@@ -99,6 +130,25 @@ def _divide_round_half_up(
 
 
 # ------------------------------------------------------------ numpy parts
+_PREPARED: dict[int, tuple[weakref.ref[np.ndarray], bool, np.ndarray, np.ndarray]] = {}
+
+
+def _prepared(w: np.ndarray, zero_point: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Float32 weights (M, K) for BLAS and sum(w) per row, converted once per constant."""
+    entry = _PREPARED.get(id(w))
+    zw = np.asarray(zero_point, np.int64)
+    raw = not zw.any()
+    if entry is not None and entry[0]() is w and entry[1] == raw:
+        return entry[2], entry[3], raw
+    m = w.shape[0]
+    wf = (w.astype(np.float32) if raw else _centered(w, zw, axis=0)).reshape(m, -1)
+    sums = w.astype(np.int64).reshape(m, -1).sum(axis=1)
+    if len(_PREPARED) > 4096:
+        _PREPARED.clear()
+    _PREPARED[id(w)] = (weakref.ref(w), raw, wf, sums)
+    return wf, sums, raw
+
+
 def _as3(x: np.ndarray, axis: int) -> np.ndarray:
     """View (outer, channels, inner) with the channel axis in the middle."""
     outer = int(np.prod(x.shape[:axis], dtype=np.int64))
@@ -108,7 +158,7 @@ def _as3(x: np.ndarray, axis: int) -> np.ndarray:
 def requantize(acc: np.ndarray, attr: dict[str, Any], axis: int = 1) -> np.ndarray:
     """Apply a requantizer (``attr`` as stored on the node) along channel ``axis``."""
     acc = np.ascontiguousarray(acc, dtype=np.int64)
-    out = np.empty_like(acc)
+    out = np.empty(acc.shape, storage(attr["qmin"], attr["qmax"]))
     shaped = acc if acc.ndim else acc.reshape(1)
     _requant3(
         _as3(shaped, min(axis, shaped.ndim - 1)),
@@ -118,6 +168,35 @@ def requantize(acc: np.ndarray, attr: dict[str, Any], axis: int = 1) -> np.ndarr
         int(attr["qmin"]),
         int(attr["qmax"]),
         _as3(out.reshape(shaped.shape), min(axis, shaped.ndim - 1)),
+    )
+    return out
+
+
+def storage(qmin: int, qmax: int) -> np.dtype:
+    """The smallest numpy integer type holding [qmin, qmax]."""
+    for dtype in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.int64):
+        info = np.iinfo(dtype)
+        if info.min <= qmin and qmax <= info.max:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
+
+
+def finish(total: np.ndarray, offset: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    """Accumulator sums (N, C, R), exact integers in any numeric dtype, plus a
+    per-channel integer offset (bias and zero-point corrections), wrapped to
+    ``acc_bits`` and requantized, in one pass, into the output's storage type."""
+    req = attrs["requant"]
+    out = np.empty(total.shape, storage(req["qmin"], req["qmax"]))
+    _finish3(
+        total,
+        np.ascontiguousarray(offset, np.int64),
+        int(attrs["acc_bits"]),
+        np.asarray(req["multiplier"], np.int64),
+        np.asarray(req["shift"], np.int64),
+        int(req["zero_point"]),
+        int(req["qmin"]),
+        int(req["qmax"]),
+        out,
     )
     return out
 
@@ -170,6 +249,29 @@ def _bound(x_dtype: np.dtype, zero_point: Any) -> int:
     return int(max(np.abs(info.max - z).max(), np.abs(info.min - z).max()))
 
 
+def _operand_bound(dtype: np.dtype, zero_point: Any, raw: bool) -> int:
+    info = np.iinfo(dtype)
+    if raw:
+        return int(max(abs(info.min), abs(info.max)))
+    return _bound(dtype, zero_point)
+
+
+def _accumulate(w: np.ndarray, cols: np.ndarray, bound_w: int, bound_x: int) -> np.ndarray:
+    """``w @ cols`` ((M, K) by (N, K, P) or (K, Q), integer-valued floats) exactly."""
+    k = w.shape[1]
+    per_term = max(1, bound_w * bound_x)
+    if per_term >= _EXACT_FLOAT32:
+        return np.matmul(w.astype(np.float64), cols.astype(np.float64))
+    chunk = max(1, (_EXACT_FLOAT32 - 1) // per_term)
+    if k <= chunk:
+        return np.matmul(w, cols)
+    pick = (slice(None),) * (cols.ndim - 2)
+    total = np.matmul(w[:, :chunk], cols[(*pick, slice(0, chunk))]).astype(np.float64)
+    for start in range(chunk, k, chunk):
+        total += np.matmul(w[:, start : start + chunk], cols[(*pick, slice(start, start + chunk))])
+    return total
+
+
 @kernel("QConv")
 def qconv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     x, w = args[0], args[1]
@@ -177,52 +279,81 @@ def qconv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]
     nd, group = len(attrs["kernel_shape"]), attrs["group"]
     m, cin = w.shape[0], w.shape[1]
     mg = m // group
-    x_bound, w_bound = (
-        _bound(x.dtype, attrs["x_zero_point"]),
-        _bound(w.dtype, attrs["w_zero_point"]),
-    )
-    xc = _pad_spatial(_centered(x, attrs["x_zero_point"]), attrs["pads"], 0.0)
-    wc = _centered(w, attrs["w_zero_point"], axis=0).reshape(m, -1)
+    zx = int(attrs["x_zero_point"])
+    # With symmetric weights, sum((x - zx) w) = sum(x w) - zx sum(w): the raw
+    # activations are narrower than centered ones, so float32 chunks are longer.
+    # Padding holds zx, whose products the correction cancels too.
+    wf, sums, raw = _prepared(w, attrs["w_zero_point"])
+    if raw:
+        xf = _pad_spatial(x.astype(np.float32), attrs["pads"], float(zx))
+        offset = -zx * sums
+    else:
+        xf = _pad_spatial(_centered(x, zx), attrs["pads"], 0.0)
+        offset = np.zeros(m, np.int64)
+    if bias is not None:
+        offset = offset + bias.astype(np.int64)
+    bound_x = _operand_bound(x.dtype, zx, raw)
+    bound_w = _operand_bound(w.dtype, attrs["w_zero_point"], raw)
+    kernel_shape, strides = attrs["kernel_shape"], attrs["strides"]
     out_spatial = [
-        (xc.shape[2 + i] - ((attrs["kernel_shape"][i] - 1) * attrs["dilations"][i] + 1))
-        // attrs["strides"][i]
-        + 1
+        (xf.shape[2 + i] - ((kernel_shape[i] - 1) * attrs["dilations"][i] + 1)) // strides[i] + 1
         for i in range(nd)
     ]
     pixels = int(np.prod(out_spatial))
-    k = cin * int(np.prod(attrs["kernel_shape"]))
-    acc = np.empty((x.shape[0], m, pixels), np.int64)
-    step = max(1, _IM2COL_BYTES // max(1, pixels * k * 4))
-    for start in range(0, x.shape[0], step):
-        cols = _windows(xc[start : start + step], attrs, out_spatial)  # n, C, *O, *K
-        n = cols.shape[0]
+    n = x.shape[0]
+    pointwise = all(k == 1 for k in kernel_shape) and all(s == 1 for s in strides)
+    k = cin * int(np.prod(kernel_shape))
+    step = n if pointwise else max(1, _IM2COL_BYTES // max(1, pixels * k * 4))
+    # Few output pixels: one GEMM over the whole batch, (K, N * P), beats N small ones.
+    across = pixels < 256
+    total: np.ndarray | None = None
+    for start in range(0, n, step):
+        part = xf[start : start + step]
+        count = part.shape[0]
         for g in range(group):
-            part = cols[:, g * cin : (g + 1) * cin]
-            order = (0, *range(2, 2 + nd), 1, *range(2 + nd, 2 + 2 * nd))
-            matrix = np.ascontiguousarray(part.transpose(order)).reshape(n * pixels, k)
-            y = exact_matmul(matrix, wc[g * mg : (g + 1) * mg].T, x_bound, w_bound)
-            acc[start : start + n, g * mg : (g + 1) * mg] = y.reshape(n, pixels, mg).transpose(
-                0, 2, 1
-            )
-    if bias is not None:
-        acc += bias.astype(np.int64).reshape(1, m, 1)
-    acc = _wrap(acc, attrs["acc_bits"])
-    return [requantize(acc, attrs["requant"]).reshape(x.shape[0], m, *out_spatial)]
+            if pointwise:
+                cols = part[:, g * cin : (g + 1) * cin].reshape(count, cin, pixels)
+                if across:
+                    cols = np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(cin, -1)
+            else:
+                view = _windows(part[:, g * cin : (g + 1) * cin], attrs, out_spatial)
+                kernel_axes = tuple(range(2 + nd, 2 + 2 * nd))
+                if across:
+                    order = (1, *kernel_axes, 0, *range(2, 2 + nd))
+                    cols = np.ascontiguousarray(view.transpose(order)).reshape(k, -1)
+                else:
+                    order = (0, 1, *kernel_axes, *range(2, 2 + nd))
+                    cols = np.ascontiguousarray(view.transpose(order)).reshape(count, k, pixels)
+            y = _accumulate(wf[g * mg : (g + 1) * mg], cols, bound_w, bound_x)
+            if across:  # (Mg, N * P) -> a (N, Mg, P) view
+                y = y.reshape(-1, count, pixels).transpose(1, 0, 2)
+            if total is None:
+                if step >= n and group == 1:
+                    total = y
+                    break
+                total = np.empty((n, m, pixels), y.dtype)
+            total[start : start + part.shape[0], g * mg : (g + 1) * mg] = y
+    assert total is not None
+    return [finish(total, offset, attrs).reshape(n, m, *out_spatial)]
 
 
 @kernel("QGemm")
 def qgemm(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     a, w = args[0], args[1]
     bias = args[2] if len(args) > 2 and args[2] is not None else None
-    acc = exact_matmul(
-        _centered(a, attrs["x_zero_point"]),
-        np.ascontiguousarray(_centered(w, attrs["w_zero_point"], axis=0).T),
-        _bound(a.dtype, attrs["x_zero_point"]),
-        _bound(w.dtype, attrs["w_zero_point"]),
-    )
+    za = int(attrs["x_zero_point"])
+    wf, sums, raw = _prepared(w, attrs["w_zero_point"])
+    af = a.astype(np.float32) if raw else _centered(a, za)
+    offset = -za * sums if raw else np.zeros(w.shape[0], np.int64)
     if bias is not None:
-        acc += bias.astype(np.int64).reshape(1, -1)
-    return [requantize(_wrap(acc, attrs["acc_bits"]), attrs["requant"])]
+        offset = offset + bias.astype(np.int64)
+    total = _accumulate(
+        wf,
+        af[:, :, None],
+        _operand_bound(w.dtype, attrs["w_zero_point"], raw),
+        _operand_bound(a.dtype, za, raw),
+    )  # (N, M, 1)
+    return [finish(total, offset, attrs).reshape(a.shape[0], w.shape[0])]
 
 
 @kernel("QAdd")
@@ -287,7 +418,7 @@ def quantize_op(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.nd
     axis = attrs.get("axis")
     scale = np.asarray(attrs["scale"], np.float32)
     zp = np.asarray(attrs["zero_point"], np.int64)
-    out = np.empty(x.shape, np.int64)
+    out = np.empty(x.shape, storage(attrs["qmin"], attrs["qmax"]))
     use_axis = axis if axis is not None and scale.size > 1 else min(1, max(x.ndim - 1, 0))
     shaped = x if x.ndim else x.reshape(1)
     _quantize3(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numba
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -142,10 +143,74 @@ def _tiles(x: np.ndarray, attrs: dict[str, Any]) -> np.ndarray | None:
     return x.reshape(shape)
 
 
+@numba.njit(parallel=True, cache=True)
+def _max_pool2d(
+    x: np.ndarray,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    ph: int,
+    pw: int,
+    dh: int,
+    dw: int,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    n, c, h, w = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    for i in numba.prange(n * c):
+        a, ch = i // c, i % c
+        for y in range(oh):
+            for z in range(ow):
+                best = x[a, ch, 0, 0]
+                found = False
+                for u in range(kh):
+                    r = y * sh - ph + u * dh
+                    if r < 0 or r >= h:
+                        continue
+                    for v in range(kw):
+                        q = z * sw - pw + v * dw
+                        if q < 0 or q >= w:
+                            continue
+                        value = x[a, ch, r, q]
+                        if not found or value > best:
+                            best = value
+                            found = True
+                out[a, ch, y, z] = best
+
+
 @kernel("MaxPool")
 def max_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     x = args[0]
     nd = len(attrs["kernel_shape"])
+    if nd == 2 and x.dtype.kind in "iu" and x.size:
+        # windows lying wholly in padding cannot occur: ONNX's output size rule
+        # makes every window start inside the input or its leading padding
+        kh, kw = attrs["kernel_shape"]
+        out_shape = [
+            pool_output_dim(
+                x.shape[2 + i],
+                attrs["kernel_shape"][i],
+                attrs["strides"][i],
+                attrs["pads"][i],
+                attrs["pads"][2 + i],
+                attrs["dilations"][i],
+                attrs.get("ceil_mode", False),
+            )
+            for i in range(2)
+        ]
+        out = np.empty((x.shape[0], x.shape[1], *out_shape), x.dtype)
+        _max_pool2d(
+            np.ascontiguousarray(x),
+            kh,
+            kw,
+            *attrs["strides"],
+            attrs["pads"][0],
+            attrs["pads"][1],
+            *attrs["dilations"],
+            out,
+        )
+        return [out]
     tiles = _tiles(x, attrs)
     if tiles is not None:
         return [tiles.max(axis=tuple(3 + 2 * i for i in range(nd)))]

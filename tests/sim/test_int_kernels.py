@@ -146,3 +146,37 @@ def test_numba_requantize_matches_numpy_reference() -> None:
     r = Requantizer.from_scale(RNG.uniform(1e-5, 1.0, 6), 4, -8, 7)
     acc = RNG.integers(-(2**31), 2**31 - 1, (3, 6, 11), dtype=np.int64)
     np.testing.assert_array_equal(requantize(acc, r.to_attr()), r.apply(acc, axis=1))
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {
+            "kernel_shape": (3, 3),
+            "strides": (2, 2),
+            "pads": (1, 1, 1, 1),
+            "dilations": (1, 1),
+            "ceil_mode": False,
+        },
+        {
+            "kernel_shape": (2, 3),
+            "strides": (1, 2),
+            "pads": (0, 1, 1, 0),
+            "dilations": (2, 1),
+            "ceil_mode": True,
+        },
+        {
+            "kernel_shape": (3, 3),
+            "strides": (3, 3),
+            "pads": (0, 0, 0, 0),
+            "dilations": (1, 1),
+            "ceil_mode": True,
+        },
+    ],
+)
+def test_integer_max_pool_matches_float_path(attrs) -> None:
+    x = RNG.integers(-128, 128, (2, 3, 9, 8)).astype(np.int8)
+    got = KERNELS["MaxPool"](attrs, [x])[0]
+    expected = KERNELS["MaxPool"](attrs, [x.astype(np.float32)])[0]
+    assert got.dtype == np.int8
+    np.testing.assert_array_equal(got, expected.astype(np.int8))
