@@ -311,6 +311,7 @@ def qconv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]
         part = xf[start : start + step]
         count = part.shape[0]
         for g in range(group):
+            cols: np.ndarray
             if pointwise:
                 cols = part[:, g * cin : (g + 1) * cin].reshape(count, cin, pixels)
                 if across:

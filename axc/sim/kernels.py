@@ -200,16 +200,9 @@ def max_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarr
             for i in range(2)
         ]
         out = np.empty((x.shape[0], x.shape[1], *out_shape), x.dtype)
-        _max_pool2d(
-            np.ascontiguousarray(x),
-            kh,
-            kw,
-            *attrs["strides"],
-            attrs["pads"][0],
-            attrs["pads"][1],
-            *attrs["dilations"],
-            out,
-        )
+        (sh, sw), (dh, dw) = attrs["strides"], attrs["dilations"]
+        ph, pw = attrs["pads"][0], attrs["pads"][1]
+        _max_pool2d(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, dh, dw, out)
         return [out]
     tiles = _tiles(x, attrs)
     if tiles is not None:
