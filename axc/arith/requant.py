@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Requantizer", "fixed_point", "wrap"]
+__all__ = ["Requantizer", "apply_float32", "fixed_point", "float32_requantizer", "wrap"]
 
 MULTIPLIER_BITS = 31
 
@@ -98,6 +98,31 @@ class Requantizer:
             m, s = m.reshape(shape), s.reshape(shape)
         y = (acc * m + (np.int64(1) << (s - 1))) >> s
         return np.clip(y + self.zero_point, self.qmin, self.qmax)
+
+
+def float32_requantizer(scale: np.ndarray, zero_point: int, qmin: int, qmax: int) -> dict[str, Any]:
+    """The requantizer of ONNX-quantized models as onnxruntime runs them:
+    ``clamp(round_half_even(float32(acc) * scale) + zero_point)``, with the
+    product rounded to float32 (docs/arithmetic.md, "Imported models")."""
+    values = tuple(float(v) for v in np.asarray(scale, np.float32).reshape(-1))
+    return {
+        "mode": "float32",
+        "scale": values,
+        "zero_point": int(zero_point),
+        "qmin": int(qmin),
+        "qmax": int(qmax),
+    }
+
+
+def apply_float32(acc: np.ndarray, attr: dict[str, Any], axis: int = 1) -> np.ndarray:
+    """Reference implementation of the float32 requantizer in numpy."""
+    scale = np.asarray(attr["scale"], np.float32)
+    if scale.size > 1:
+        shape = [1] * acc.ndim
+        shape[axis] = -1
+        scale = scale.reshape(shape)
+    y = np.rint(acc.astype(np.float32) * scale).astype(np.int64) + attr["zero_point"]
+    return np.clip(y, attr["qmin"], attr["qmax"])
 
 
 def wrap(acc: np.ndarray, bits: int) -> np.ndarray:

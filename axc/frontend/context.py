@@ -24,6 +24,9 @@ class ImportContext:
         self.opset = opset
         self.alias: dict[str, str] = {}  # ONNX tensor name -> IR tensor name
         self.values: dict[str, np.ndarray] = {}  # folded values, incl. symbolic shapes
+        # constants that came out of a DequantizeLinear: their integer values,
+        # scale, zero point and axis, so QDQ fusion can use the integers
+        self.dequantized: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int | None]] = {}
         self.onode: onnx.NodeProto | None = None
         self.node_name = ""
 

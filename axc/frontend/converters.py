@@ -12,10 +12,11 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from onnx import helper
 
 from axc.frontend.context import ImportContext
 from axc.frontend.fold import is_symbolic
-from axc.ir.types import Dim, ElemType
+from axc.ir.types import FLOAT32, Dim, ElemType
 
 __all__ = ["CONVERTERS", "SUPPORTED_OPS"]
 
@@ -531,6 +532,64 @@ def _shape(ctx: ImportContext) -> None:
     ctx.values[node.output[0]] = value
 
 
+_QTYPES = {np.dtype(t): t for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32)}
+
+
+def _quant_operands(ctx: ImportContext, rank: int) -> tuple[dict[str, object], np.dtype]:
+    """Scale, zero point and axis of a QuantizeLinear/DequantizeLinear node."""
+    scale = ctx.numeric(1, "scale")
+    zero = ctx.numeric(2, "zero point")
+    if scale is None:
+        ctx.fail("it has no scale")
+    assert scale is not None
+    if ctx.attr("block_size", 0):
+        ctx.fail("blocked quantization (block_size) cannot be represented")
+    if zero is None:
+        out_type = ctx.attr("output_dtype", 0)
+        zero = np.zeros(
+            scale.shape, np.uint8 if not out_type else helper.tensor_dtype_to_np_dtype(out_type)
+        )
+    if zero.dtype not in _QTYPES:
+        ctx.fail(
+            f"quantized type {zero.dtype} is not supported (int8, uint8, int16, uint16, int32)"
+        )
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        ctx.fail("scales must be positive and finite")
+    axis = _axis(int(ctx.attr("axis", 1)), rank) if scale.size > 1 else None
+    info = np.iinfo(zero.dtype)
+    attrs: dict[str, object] = {
+        "scale": tuple(float(v) for v in scale.astype(np.float32).reshape(-1)),
+        "zero_point": tuple(int(v) for v in zero.reshape(-1)),
+        "axis": axis,
+        "qmin": int(info.min),
+        "qmax": int(info.max),
+    }
+    return attrs, zero.dtype
+
+
+@converts("QuantizeLinear")
+def _quantize_linear(ctx: ImportContext) -> None:
+    node = ctx.current
+    attrs, dtype = _quant_operands(ctx, len(ctx.shape(node.input[0])))
+    if ctx.attr("saturate", 1) == 0:
+        ctx.fail("saturate=0 applies to float8 only")
+    ctx.emit(
+        "Quantize",
+        [node.input[0]],
+        attrs,
+        outputs=[node.output[0]],
+        dtype=ElemType.from_numpy(dtype),
+    )
+
+
+@converts("DequantizeLinear")
+def _dequantize_linear(ctx: ImportContext) -> None:
+    node = ctx.current
+    attrs, _ = _quant_operands(ctx, len(ctx.shape(node.input[0])))
+    attrs = {k: attrs[k] for k in ("scale", "zero_point", "axis")}
+    ctx.emit("Dequantize", [node.input[0]], attrs, outputs=[node.output[0]], dtype=FLOAT32)
+
+
 @converts("ConstantOfShape")
 def _constant_of_shape(ctx: ImportContext) -> None:
     # reached only when the shape is computed: that is an error
@@ -545,6 +604,4 @@ SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(set(CONVERTERS) | set(FOLD_ONLY)))
 
 
 def element_type(elem: int) -> ElemType:
-    from onnx import helper
-
     return ElemType.from_numpy(helper.tensor_dtype_to_np_dtype(elem))

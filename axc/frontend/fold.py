@@ -76,12 +76,34 @@ def _normalize(value: object) -> np.ndarray:
     return array.astype(np.int64)
 
 
+def _fold_quantization(node: onnx.NodeProto, values: list[np.ndarray | None]) -> np.ndarray:
+    """(De)quantize a constant as ONNX specifies (float32 arithmetic, half to even)."""
+    x, scale = values[0], values[1]
+    assert x is not None and scale is not None
+    zero = values[2] if len(values) > 2 and values[2] is not None else np.zeros((), np.uint8)
+    if scale.size > 1:
+        axis = int(_attrs(node).get("axis", 1))
+        shape = [1] * x.ndim
+        shape[axis % x.ndim] = -1
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    scale = scale.astype(np.float32)
+    if node.op_type == "DequantizeLinear":
+        return ((x.astype(np.int64) - zero.astype(np.int64)).astype(np.float32) * scale).astype(
+            np.float32
+        )
+    info = np.iinfo(zero.dtype)
+    q = np.rint(x.astype(np.float32) / scale).astype(np.int64) + zero.astype(np.int64)
+    return np.clip(q, info.min, info.max).astype(zero.dtype)
+
+
 def fold_node(
     node: onnx.NodeProto, values: list[np.ndarray | None], opset: int
 ) -> list[np.ndarray]:
     """Outputs of ``node`` given all its operand values (None for omitted operands)."""
     if any(v is not None and is_symbolic(v) for v in values):
         return [_normalize(v) for v in _fold_symbolic(node, values, opset)]
+    if node.op_type in ("DequantizeLinear", "QuantizeLinear") and values[0] is not None:
+        return [_fold_quantization(node, values)]
     if node.op_type == "ConstantOfShape":
         attrs = _attrs(node)
         fill = (

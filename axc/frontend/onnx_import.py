@@ -25,6 +25,7 @@ from axc.frontend.context import ImportContext
 from axc.frontend.converters import CONVERTERS, SUPPORTED_OPS, element_type
 from axc.frontend.fold import fold_node, is_symbolic
 from axc.frontend.load import check_opset, load_model_proto
+from axc.frontend.qdq import fuse_qdq
 from axc.ir import BATCH, Graph, Node
 from axc.ir.types import Dim, TensorInfo
 
@@ -114,6 +115,8 @@ def import_model(
             for out, value in zip(node.output, fold_node(node, values, opset), strict=False):
                 if out:
                     ctx.values[out] = value
+            if node.op_type == "DequantizeLinear" and values[0] is not None:
+                ctx.dequantized[node.output[0]] = _dequantized_record(node, values)
             continue
         converter = CONVERTERS.get(node.op_type)
         if converter is None:
@@ -127,7 +130,22 @@ def import_model(
         _bind_output(ctx, output.name)
     graph.remove_unused()
     canonicalize(graph)
+    if ctx.dequantized or any(n.op == "Quantize" for n in graph.nodes.values()):
+        fuse_qdq(graph, ctx.dequantized)
     return graph
+
+
+def _dequantized_record(
+    node: onnx.NodeProto, values: list[np.ndarray | None]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int | None]:
+    q, scale = values[0], values[1]
+    assert q is not None and scale is not None
+    zero = values[2] if len(values) > 2 and values[2] is not None else np.zeros_like(scale, q.dtype)
+    axis = None
+    if scale.size > 1:
+        axis = next((int(a.i) for a in node.attribute if a.name == "axis"), 1)
+        axis = axis + q.ndim if axis < 0 else axis
+    return q, scale.astype(np.float32), zero, axis
 
 
 def _bind_output(ctx: ImportContext, onnx_name: str) -> None:

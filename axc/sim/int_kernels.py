@@ -79,6 +79,33 @@ def _finish3(
 
 
 @numba.njit(parallel=True, cache=True)
+def _finish3_float32(
+    total: np.ndarray,
+    offset: np.ndarray,
+    acc_bits: int,
+    scale: np.ndarray,
+    zp: int,
+    qmin: int,
+    qmax: int,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """The float32 requantizer: round_half_even(float32(acc) * scale) + zp, clamped."""
+    n, c, r = total.shape
+    half_range = np.int64(1) << (acc_bits - 1)
+    mask = (half_range << 1) - 1
+    for i in numba.prange(n * c):
+        a, ch = i // c, i % c
+        s = scale[ch] if scale.size > 1 else scale[0]
+        off = offset[ch]
+        for k in range(r):
+            acc = np.int64(total[a, ch, k]) + off
+            if acc_bits < 64:
+                acc = ((acc + half_range) & mask) - half_range
+            y = np.int64(np.rint(np.float32(acc) * s)) + zp
+            out[a, ch, k] = min(max(y, qmin), qmax)
+
+
+@numba.njit(parallel=True, cache=True)
 def _quantize3(
     x: np.ndarray,
     inv: np.ndarray,
@@ -158,6 +185,12 @@ def _as3(x: np.ndarray, axis: int) -> np.ndarray:
 def requantize(acc: np.ndarray, attr: dict[str, Any], axis: int = 1) -> np.ndarray:
     """Apply a requantizer (``attr`` as stored on the node) along channel ``axis``."""
     acc = np.ascontiguousarray(acc, dtype=np.int64)
+    if attr.get("mode") == "float32":
+        shaped = acc.reshape(1) if acc.ndim == 0 else acc
+        three = _as3(shaped, min(axis, shaped.ndim - 1))
+        return finish(
+            three, np.zeros(three.shape[1], np.int64), {"acc_bits": 64, "requant": attr}
+        ).reshape(acc.shape)
     out = np.empty(acc.shape, storage(attr["qmin"], attr["qmax"]))
     shaped = acc if acc.ndim else acc.reshape(1)
     _requant3(
@@ -187,6 +220,18 @@ def finish(total: np.ndarray, offset: np.ndarray, attrs: dict[str, Any]) -> np.n
     ``acc_bits`` and requantized, in one pass, into the output's storage type."""
     req = attrs["requant"]
     out = np.empty(total.shape, storage(req["qmin"], req["qmax"]))
+    if req.get("mode") == "float32":
+        _finish3_float32(
+            total,
+            np.ascontiguousarray(offset, np.int64),
+            int(attrs["acc_bits"]),
+            np.asarray(req["scale"], np.float32),
+            int(req["zero_point"]),
+            int(req["qmin"]),
+            int(req["qmax"]),
+            out,
+        )
+        return out
     _finish3(
         total,
         np.ascontiguousarray(offset, np.int64),

@@ -211,27 +211,48 @@ def max_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarr
     return [_pool_windows(x, attrs, fill).max(axis=tuple(range(-nd, 0)))]
 
 
+def _window_sum(cols: np.ndarray, nd: int) -> np.ndarray:
+    """Sum over the trailing ``nd`` window axes one element at a time, in
+    row-major order, in the input's precision: the order onnxruntime uses, so
+    float results agree to the last bit (numpy's own reduction order differs)."""
+    total = np.zeros(cols.shape[:-nd], cols.dtype)
+    for index in np.ndindex(*cols.shape[-nd:]):
+        total += cols[(Ellipsis, *index)]
+    return total
+
+
 @kernel("AveragePool")
 def average_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     x = args[0]
     nd = len(attrs["kernel_shape"])
-    tiles = _tiles(x, attrs)
-    if tiles is not None:
-        return [tiles.mean(axis=tuple(3 + 2 * i for i in range(nd))).astype(x.dtype)]
-    axes = tuple(range(-nd, 0))
-    total = _pool_windows(x, attrs, 0.0).sum(axis=axes)
+    total = _window_sum(_pool_windows(x, attrs, 0.0), nd)
     # elements per window: real inputs, plus explicit pads if count_include_pad,
     # never the extra positions ceil mode adds
     ones = np.ones((1, 1, *x.shape[2:]), dtype=x.dtype)
     pad_fill = 1.0 if attrs.get("count_include_pad") else 0.0
-    counts = _pool_windows(ones, attrs, 0.0, pad_fill).sum(axis=axes)
+    counts = _window_sum(_pool_windows(ones, attrs, 0.0, pad_fill), nd)
     return [(total / counts).astype(x.dtype)]
+
+
+@numba.njit(parallel=True, cache=True)
+def _global_mean(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    rows, size = x.shape
+    for i in numba.prange(rows):
+        total = x.dtype.type(0)
+        for k in range(size):
+            total += x[i, k]
+        out[i] = total / x.dtype.type(size)
 
 
 @kernel("GlobalAveragePool")
 def global_average_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     x = args[0]
-    return [x.mean(axis=tuple(range(2, x.ndim)), keepdims=True).astype(x.dtype)]
+    if x.dtype.kind != "f" or x.size == 0:
+        return [x.mean(axis=tuple(range(2, x.ndim)), keepdims=True).astype(x.dtype)]
+    flat = np.ascontiguousarray(x).reshape(x.shape[0] * x.shape[1], -1)
+    out = np.empty(flat.shape[0], x.dtype)
+    _global_mean(flat, out)  # sequential sum, as onnxruntime does
+    return [out.reshape(*x.shape[:2], *([1] * (x.ndim - 2)))]
 
 
 @kernel("GlobalMaxPool")

@@ -1,0 +1,186 @@
+"""Models quantized by onnxruntime (QDQ) run bit-exactly in axc's simulator.
+
+onnxruntime executes a QDQ model in one of two ways:
+
+* with basic graph optimizations it runs QuantizeLinear, the float op and
+  DequantizeLinear as ONNX specifies them. axc must equal this bit for bit,
+  on every model;
+* with all optimizations it fuses the patterns into its own integer kernels
+  (QLinearConv, QGemm, QLinearGlobalAveragePool, ...). On x86 CPUs without
+  VNNI its u8s8 kernels add pairs of products in 16 bits with saturation
+  (vpmaddubsw), so 8-bit weights can give different results: this is
+  onnxruntime's documented reason for ``reduce_range`` (7-bit weights). With
+  reduce_range the saturation cannot happen and axc equals the fused kernels
+  bit for bit; ``test_eight_bit_weights_and_saturating_fused_kernels`` pins
+  the difference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import helper
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
+
+import axc
+from axc.sim import Executor
+from tests.conftest import DIGITS, make_model, save, tensor
+
+
+def _calib_reader(name: str, x: np.ndarray) -> CalibrationDataReader:
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{name: x[i : i + 1]} for i in range(len(x))])
+
+        def get_next(self):  # type: ignore[no-untyped-def]
+            return next(self.items, None)
+
+    return Reader()
+
+
+def ort_quantize(
+    src: Path,
+    dst: Path,
+    name: str,
+    calib: np.ndarray,
+    *,
+    per_channel: bool,
+    reduce_range: bool = False,
+) -> Path:
+    quantize_static(
+        str(src),
+        str(dst),
+        _calib_reader(name, calib),
+        quant_format=QuantFormat.QDQ,
+        per_channel=per_channel,
+        reduce_range=reduce_range,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+    )
+    return dst
+
+
+def integer_output(model: Path) -> str:
+    """The name of the quantized tensor the final DequantizeLinear reads."""
+    m = onnx.load(str(model))
+    final = next(n for n in m.graph.node if n.output[0] == m.graph.output[0].name)
+    assert final.op_type == "DequantizeLinear"
+    return final.input[0]
+
+
+def ort_integers(model: Path, name: str, x: np.ndarray, level: str) -> np.ndarray:
+    m = onnx.load(str(model))
+    wanted = integer_output(model)
+    m.graph.output.append(helper.make_empty_tensor_value_info(wanted))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    session = ort.InferenceSession(
+        m.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    return session.run([wanted], {name: x})[0]
+
+
+def axc_integers(model: Path, name: str, x: np.ndarray) -> np.ndarray:
+    graph = axc.load(model)
+    wanted = integer_output(model)
+    seen: dict[str, np.ndarray] = {}
+    Executor(graph).run({name: x}, observe=lambda n, v: seen.__setitem__(n, v))
+    return seen[wanted]
+
+
+def strided_cnn(tmp_path: Path) -> tuple[Path, str, np.ndarray, np.ndarray]:
+    """Strided and dilated convs, a depthwise layer, global average pooling."""
+    rng = np.random.default_rng(11)
+    init = {
+        "w1": rng.standard_normal((6, 2, 3, 3)).astype(np.float32) * 0.5,
+        "w2": rng.standard_normal((6, 1, 3, 3)).astype(np.float32) * 0.5,
+        "b2": rng.standard_normal(6).astype(np.float32) * 0.2,
+        "w3": rng.standard_normal((10, 6, 3, 3)).astype(np.float32) * 0.3,
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["a1"]),
+        helper.make_node(
+            "Conv", ["a1", "w2", "b2"], ["b"], group=6, dilations=[2, 2], pads=[2, 2, 2, 2]
+        ),
+        helper.make_node("Relu", ["b"], ["b1"]),
+        helper.make_node("Conv", ["b1", "w3"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["y"]),
+    ]
+    model = make_model(
+        nodes, [tensor("x", ["N", 2, 9, 9])], [tensor("y", ["N", 10])], init, opset=13
+    )
+    x = rng.standard_normal((300, 2, 9, 9)).astype(np.float32)
+    return save(model, tmp_path / "strided.onnx"), "x", x[:100], x[100:]
+
+
+def digits(tmp_path: Path) -> tuple[Path, str, np.ndarray, np.ndarray]:
+    return (
+        DIGITS / "digits_cnn.onnx",
+        "image",
+        np.load(DIGITS / "calib.npz")["x"],
+        np.load(DIGITS / "test.npz")["x"],
+    )
+
+
+MODELS = {"digits": digits, "strided": strided_cnn}
+
+
+def _has_vnni() -> bool:
+    cpuinfo = Path("/proc/cpuinfo")
+    return cpuinfo.exists() and "avx512_vnni" in cpuinfo.read_text()
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+@pytest.mark.parametrize("which", list(MODELS))
+def test_bit_exact_against_onnxruntime(tmp_path, which, per_channel) -> None:
+    """7-bit weights (reduce_range): onnxruntime fuses every layer into its
+    integer kernels, and axc equals them, and the unfused ONNX semantics, bit
+    for bit on the whole test split."""
+    src, name, calib, test = MODELS[which](tmp_path)
+    qdq = ort_quantize(
+        src, tmp_path / "q.onnx", name, calib, per_channel=per_channel, reduce_range=True
+    )
+    ours = axc_integers(qdq, name, test)
+    assert ours.dtype == np.int8
+    for level in ("ORT_ENABLE_ALL", "ORT_ENABLE_BASIC"):
+        np.testing.assert_array_equal(ours, ort_integers(qdq, name, test, level), err_msg=level)
+    ops = {n.op for n in axc.load(qdq).nodes.values()}
+    assert {"QConv", "Quantize", "Dequantize"} <= ops  # the convolutions run on integers
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_eight_bit_weights_and_saturating_fused_kernels(tmp_path, per_channel) -> None:
+    """8-bit weights: axc equals onnxruntime's ONNX-semantics execution. Its
+    fused u8s8 kernels equal axc only where pairs of products cannot saturate
+    16 bits, i.e. on CPUs with VNNI (int32 dot products)."""
+    src, name, calib, test = digits(tmp_path)
+    qdq = ort_quantize(src, tmp_path / "w.onnx", name, calib, per_channel=per_channel)
+    ours = axc_integers(qdq, name, test)
+    np.testing.assert_array_equal(ours, ort_integers(qdq, name, test, "ORT_ENABLE_BASIC"))
+    fused = ort_integers(qdq, name, test, "ORT_ENABLE_ALL")
+    if _has_vnni():
+        np.testing.assert_array_equal(ours, fused)
+    else:
+        assert (ours != fused).any()  # onnxruntime's AVX2 kernels saturate (vpmaddubsw)
+
+
+def test_per_tensor_requantizer_is_float32_half_even() -> None:
+    from axc.arith.requant import apply_float32, float32_requantizer
+    from axc.sim.int_kernels import requantize
+
+    attr = float32_requantizer(np.array([0.5, 0.25], np.float32), 3, -128, 127)
+    acc = np.array([[5, 6], [-5, -6], [7, 2], [1000, -1000]])
+    expected = [[2 + 3, 2 + 3], [-2 + 3, -2 + 3], [4 + 3, 0 + 3], [127, -128]]
+    assert apply_float32(acc, attr).tolist() == expected  # 2.5 -> 2, 1.5 -> 2, 3.5 -> 4
+    np.testing.assert_array_equal(requantize(acc, attr), expected)
