@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from onnx import helper
 
+from axc.arith.requant import float32_requantizer
 from axc.frontend.context import ImportContext
 from axc.frontend.fold import is_symbolic
 from axc.ir.types import FLOAT32, Dim, ElemType
@@ -588,6 +589,209 @@ def _dequantize_linear(ctx: ImportContext) -> None:
     attrs, _ = _quant_operands(ctx, len(ctx.shape(node.input[0])))
     attrs = {k: attrs[k] for k in ("scale", "zero_point", "axis")}
     ctx.emit("Dequantize", [node.input[0]], attrs, outputs=[node.output[0]], dtype=FLOAT32)
+
+
+def _zero_point(ctx: ImportContext, index: int, like: np.ndarray | None, what: str) -> np.ndarray:
+    value = ctx.numeric(index, what)
+    if value is None:
+        return np.zeros(1, like.dtype if like is not None else np.uint8)
+    return value
+
+
+def _identity_int32() -> dict[str, object]:
+    """Requantizer that passes an int32 accumulator through unchanged."""
+    return {
+        "multiplier": (1 << 30,),
+        "shift": (30,),
+        "zero_point": 0,
+        "qmin": -(1 << 31),
+        "qmax": (1 << 31) - 1,
+    }
+
+
+def _linear_integer(
+    ctx: ImportContext,
+    op: str,
+    x: str,
+    weight: np.ndarray,
+    x_zero: np.ndarray,
+    w_zero: np.ndarray,
+    bias: np.ndarray | None,
+    requant: dict[str, object],
+    out_dtype: np.dtype,
+    window: dict[str, object] | None,
+) -> None:
+    node = ctx.current
+    if x_zero.size != 1:
+        ctx.fail("per-row input zero points are not supported")
+    inputs = [x, ctx.constant_operand(weight, "weight_q")]
+    if bias is not None:
+        inputs.append(ctx.constant_operand(bias.astype(np.int32), "bias_q"))
+    zero_points = tuple(int(z) for z in w_zero.reshape(-1))
+    attrs: dict[str, object] = {
+        **(window or {}),
+        "x_zero_point": int(x_zero.reshape(-1)[0]),
+        "w_zero_point": zero_points if len(set(zero_points)) > 1 else zero_points[:1],
+        "acc_bits": 32,
+        "requant": requant,
+    }
+    ctx.emit(op, inputs, attrs, outputs=[node.output[0]], dtype=ElemType.from_numpy(out_dtype))
+
+
+def _conv_window(ctx: ImportContext, x: str, weight: np.ndarray) -> dict[str, object]:
+    kernel = ctx.attr("kernel_shape") or [int(d) for d in weight.shape[2:]]
+    window = _window_attrs(ctx, ctx.shape(x)[2:], kernel)
+    del window["ceil_mode"]
+    window["group"] = int(ctx.attr("group", 1))
+    return window
+
+
+def _float32_scale(*parts: np.ndarray) -> np.ndarray:
+    x_scale, w_scale, y_scale = (np.asarray(p, np.float32).reshape(-1) for p in parts)
+    return (x_scale * w_scale).astype(np.float32) / y_scale
+
+
+@converts("QLinearConv")
+def _qlinear_conv(ctx: ImportContext) -> None:
+    node = ctx.current
+    x_scale, x_zero = ctx.numeric(1, "x scale"), _zero_point(ctx, 2, None, "x zero point")
+    weight = ctx.numeric(3, "weights")
+    w_scale, w_zero = ctx.numeric(4, "w scale"), _zero_point(ctx, 5, weight, "w zero point")
+    y_scale, y_zero = ctx.numeric(6, "y scale"), _zero_point(ctx, 7, None, "y zero point")
+    bias = ctx.numeric(8, "bias")
+    assert weight is not None and x_scale is not None and w_scale is not None
+    assert y_scale is not None
+    info = np.iinfo(y_zero.dtype)
+    requant = float32_requantizer(
+        _float32_scale(x_scale, w_scale, y_scale), int(y_zero.reshape(-1)[0]), info.min, info.max
+    )
+    _linear_integer(
+        ctx,
+        "QConv",
+        node.input[0],
+        weight,
+        x_zero,
+        w_zero,
+        bias,
+        requant,
+        y_zero.dtype,
+        _conv_window(ctx, node.input[0], weight),
+    )
+
+
+@converts("ConvInteger")
+def _conv_integer(ctx: ImportContext) -> None:
+    node = ctx.current
+    weight = ctx.numeric(1, "weights")
+    assert weight is not None
+    x_zero = _zero_point(ctx, 2, None, "x zero point")
+    w_zero = _zero_point(ctx, 3, weight, "w zero point")
+    _linear_integer(
+        ctx,
+        "QConv",
+        node.input[0],
+        weight,
+        x_zero,
+        w_zero,
+        None,
+        _identity_int32(),
+        np.dtype(np.int32),
+        _conv_window(ctx, node.input[0], weight),
+    )
+
+
+def _matmul_weight(
+    ctx: ImportContext, weight: np.ndarray, zero: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    if weight.ndim != 2:
+        ctx.fail("only a 2-D constant right-hand operand is supported")
+    if zero.size not in (1, weight.shape[1]):
+        ctx.fail("zero points of the right-hand operand must be per tensor or per column")
+    return np.ascontiguousarray(weight.T), zero
+
+
+@converts("QLinearMatMul")
+def _qlinear_matmul(ctx: ImportContext) -> None:
+    node = ctx.current
+    a_scale, a_zero = ctx.numeric(1, "a scale"), _zero_point(ctx, 2, None, "a zero point")
+    weight = ctx.numeric(3, "b")
+    b_scale, b_zero = ctx.numeric(4, "b scale"), _zero_point(ctx, 5, weight, "b zero point")
+    y_scale, y_zero = ctx.numeric(6, "y scale"), _zero_point(ctx, 7, None, "y zero point")
+    assert weight is not None and a_scale is not None and b_scale is not None
+    assert y_scale is not None
+    info = np.iinfo(y_zero.dtype)
+    requant = float32_requantizer(
+        _float32_scale(a_scale, b_scale, y_scale), int(y_zero.reshape(-1)[0]), info.min, info.max
+    )
+    if weight.ndim == 3:
+        return _batched_matmul(ctx, weight, a_zero, b_zero, requant, y_zero.dtype)
+    w, w_zero = _matmul_weight(ctx, weight, b_zero)
+    _linear_integer(
+        ctx, "QGemm", node.input[0], w, a_zero, w_zero, None, requant, y_zero.dtype, None
+    )
+
+
+def _batched_matmul(
+    ctx: ImportContext,
+    weight: np.ndarray,
+    a_zero: np.ndarray,
+    b_zero: np.ndarray,
+    requant: dict[str, object],
+    out_dtype: np.dtype,
+) -> None:
+    """A (B, M, K) by a constant B (B, K, N): one QGemm per batch, concatenated."""
+    node = ctx.current
+    a_shape = ctx.shape(node.input[0])
+    if len(a_shape) != 3 or a_shape[0] != weight.shape[0]:
+        ctx.fail(f"batched operands {tuple(a_shape)} and {weight.shape} must share the batch")
+    parts = []
+    for b in range(weight.shape[0]):
+        piece = ctx.emit(
+            "Slice",
+            [node.input[0]],
+            {"starts": (b,), "ends": (b + 1,), "axes": (0,), "steps": (1,)},
+            suffix=f".slice{b}",
+        )[0]
+        w, w_zero = _matmul_weight(ctx, weight[b], b_zero)
+        name = ctx.graph.unique_name(f"{ctx.node_name}.part{b}")
+        ctx.emit(
+            "QGemm",
+            [piece, ctx.constant_operand(w, f"weight{b}_q")],
+            {
+                "x_zero_point": int(a_zero.reshape(-1)[0]),
+                "w_zero_point": tuple(int(z) for z in w_zero.reshape(-1))[:1]
+                if len(set(w_zero.reshape(-1).tolist())) == 1
+                else tuple(int(z) for z in w_zero.reshape(-1)),
+                "acc_bits": 32,
+                "requant": requant,
+            },
+            outputs=[name],
+            dtype=ElemType.from_numpy(out_dtype),
+        )
+        parts.append(name)
+    ctx.emit("Concat", parts, {"axis": 0}, outputs=[node.output[0]])
+
+
+@converts("MatMulInteger")
+def _matmul_integer(ctx: ImportContext) -> None:
+    node = ctx.current
+    weight = ctx.numeric(1, "b")
+    assert weight is not None
+    a_zero = _zero_point(ctx, 2, None, "a zero point")
+    b_zero = _zero_point(ctx, 3, weight, "b zero point")
+    w, w_zero = _matmul_weight(ctx, weight, b_zero)
+    _linear_integer(
+        ctx,
+        "QGemm",
+        node.input[0],
+        w,
+        a_zero,
+        w_zero,
+        None,
+        _identity_int32(),
+        np.dtype(np.int32),
+        None,
+    )
 
 
 @converts("ConstantOfShape")

@@ -138,6 +138,13 @@ def _gemm(attrs: dict[str, Any], shapes: Sequence[Shape]) -> list[Shape]:
     return [(m, n)]
 
 
+def _qgemm(shapes: Sequence[Shape]) -> list[Shape]:
+    a, w = shapes[0], shapes[1]
+    if len(a) < 2 or len(w) != 2 or a[-1] != w[1]:
+        raise ShapeError(f"QGemm takes (..., K) by (N, K), got {tuple(a)} and {tuple(w)}")
+    return [(*a[:-1], w[0])]
+
+
 def _matmul(attrs: dict[str, Any], shapes: Sequence[Shape]) -> list[Shape]:
     a, b = list(shapes[0]), list(shapes[1])
     drop_a, drop_b = len(a) == 1, len(b) == 1
@@ -379,8 +386,8 @@ _op(
     ("A", "B", "C?"),
     {"x_zero_point": "int", "w_zero_point": "ints", "acc_bits": "int", **_REQ},
     "Integer fully connected layer, weights stored (N, K): acc = (a - a_zp) @ (w - w_zp).T + "
-    "bias, wrapped, then requantized.",
-    lambda attrs, shapes: _gemm({"trans_a": False, "trans_b": True}, shapes),
+    "bias, wrapped, then requantized. A may have leading batch axes: (..., K) -> (..., N).",
+    lambda attrs, shapes: _qgemm(shapes),
 )
 _op(
     "QAdd",

@@ -389,17 +389,15 @@ def qgemm(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]
     bias = args[2] if len(args) > 2 and args[2] is not None else None
     za = int(attrs["x_zero_point"])
     wf, sums, raw = _prepared(w, attrs["w_zero_point"])
-    af = a.astype(np.float32) if raw else _centered(a, za)
+    rows = a.reshape(-1, a.shape[-1])
+    af = rows.astype(np.float32) if raw else _centered(rows, za)
     offset = -za * sums if raw else np.zeros(w.shape[0], np.int64)
     if bias is not None:
         offset = offset + bias.astype(np.int64)
-    total = _accumulate(
-        wf,
-        af[:, :, None],
-        _operand_bound(w.dtype, attrs["w_zero_point"], raw),
-        _operand_bound(a.dtype, za, raw),
-    )  # (N, M, 1)
-    return [finish(total, offset, attrs).reshape(a.shape[0], w.shape[0])]
+    bound_w = _operand_bound(w.dtype, attrs["w_zero_point"], raw)
+    total = _accumulate(wf, af.T, bound_w, _operand_bound(a.dtype, za, raw))  # (N, rows)
+    out = finish(total.T[:, :, None], offset, attrs)  # one GEMM, then (rows, N, 1)
+    return [out.reshape(*a.shape[:-1], w.shape[0])]
 
 
 @kernel("QAdd")

@@ -63,6 +63,12 @@ SUPPORTED = [
     "constantofshape",
     "shape",
     "gather",
+    "quantizelinear",
+    "dequantizelinear",
+    "qlinearconv",
+    "qlinearmatmul",
+    "convinteger",
+    "matmulinteger",
 ]
 
 EXCLUDED = {
@@ -72,6 +78,9 @@ EXCLUDED = {
     r"^test_identity_(sequence|opt)": "sequence and optional types",
     r"^test_maxpool_with_argmax": "the Indices output of MaxPool",
     r"training_mode": "training-mode BatchNormalization",
+    r"quantizelinear_(e4m3fn|e5m2|float4e2m1|u?int4|u?int2)": "float8, float4 and packed "
+    "int4/int2 element types (axc stores integers of any width in whole bytes)",
+    r"quantizelinear_blocked": "blocked quantization (block_size)",
 }
 
 backend_test = onnx.backend.test.BackendTest(AxcBackend, __name__)
