@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from onnx import helper
@@ -17,7 +18,7 @@ from onnx import helper
 from axc.arith.requant import float32_requantizer
 from axc.frontend.context import ImportContext
 from axc.frontend.fold import is_symbolic
-from axc.ir.types import FLOAT32, Dim, ElemType
+from axc.ir.types import FLOAT32, Dim, ElemType, QuantParams
 
 __all__ = ["CONVERTERS", "SUPPORTED_OPS"]
 
@@ -574,12 +575,16 @@ def _quantize_linear(ctx: ImportContext) -> None:
     attrs, dtype = _quant_operands(ctx, len(ctx.shape(node.input[0])))
     if ctx.attr("saturate", 1) == 0:
         ctx.fail("saturate=0 applies to float8 only")
-    ctx.emit(
+    (out,) = ctx.emit(
         "Quantize",
         [node.input[0]],
         attrs,
         outputs=[node.output[0]],
         dtype=ElemType.from_numpy(dtype),
+    )
+    axis = attrs["axis"]
+    ctx.graph.tensors[out].quant = _params(
+        attrs["scale"], attrs["zero_point"], axis if isinstance(axis, int) else None
     )
 
 
@@ -620,7 +625,10 @@ def _linear_integer(
     requant: dict[str, object],
     out_dtype: np.dtype,
     window: dict[str, object] | None,
+    scales: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> None:
+    """Emit QConv/QGemm. ``scales`` (x_scale, w_scale, y_scale, y_zero) are
+    recorded on the tensors, so the graph can be exported as QDQ again."""
     node = ctx.current
     if x_zero.size != 1:
         ctx.fail("per-row input zero points are not supported")
@@ -635,7 +643,31 @@ def _linear_integer(
         "acc_bits": 32,
         "requant": requant,
     }
-    ctx.emit(op, inputs, attrs, outputs=[node.output[0]], dtype=ElemType.from_numpy(out_dtype))
+    (out,) = ctx.emit(
+        op, inputs, attrs, outputs=[node.output[0]], dtype=ElemType.from_numpy(out_dtype)
+    )
+    if scales is None:
+        return
+    x_scale, w_scale, y_scale, y_zero = scales
+    tensors = ctx.graph.tensors
+    if tensors[ctx.ir(x)].quant is None:
+        tensors[ctx.ir(x)].quant = _params(x_scale, x_zero, None)
+    count = weight.shape[0]
+    per_channel = w_scale.size > 1 or w_zero.size > 1
+    tensors[inputs[1]].quant = _params(
+        np.broadcast_to(w_scale.reshape(-1), (count,)) if per_channel else w_scale,
+        np.broadcast_to(w_zero.reshape(-1), (count,)) if per_channel else w_zero,
+        0 if per_channel else None,
+    )
+    tensors[out].quant = _params(y_scale, y_zero, None)
+
+
+def _params(scale: Any, zero: Any, axis: int | None) -> QuantParams:
+    return QuantParams(
+        tuple(float(v) for v in np.asarray(scale, np.float32).reshape(-1)),
+        tuple(int(v) for v in np.asarray(zero).reshape(-1)),
+        axis,
+    )
 
 
 def _conv_window(ctx: ImportContext, x: str, weight: np.ndarray) -> dict[str, object]:
@@ -676,6 +708,7 @@ def _qlinear_conv(ctx: ImportContext) -> None:
         requant,
         y_zero.dtype,
         _conv_window(ctx, node.input[0], weight),
+        (x_scale, w_scale, y_scale, y_zero),
     )
 
 
@@ -727,7 +760,17 @@ def _qlinear_matmul(ctx: ImportContext) -> None:
         return _batched_matmul(ctx, weight, a_zero, b_zero, requant, y_zero.dtype)
     w, w_zero = _matmul_weight(ctx, weight, b_zero)
     _linear_integer(
-        ctx, "QGemm", node.input[0], w, a_zero, w_zero, None, requant, y_zero.dtype, None
+        ctx,
+        "QGemm",
+        node.input[0],
+        w,
+        a_zero,
+        w_zero,
+        None,
+        requant,
+        y_zero.dtype,
+        None,
+        (a_scale, b_scale, y_scale, y_zero),
     )
 
 

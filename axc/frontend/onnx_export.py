@@ -1,7 +1,10 @@
-"""axc IR -> ONNX (opset 19), runnable by onnxruntime with the same results.
+"""axc IR -> ONNX (opset 21), runnable by onnxruntime with the same results.
 
 Fused activations become a separate Relu again; Softmax over several
 trailing axes (old-opset semantics) becomes Flatten, Softmax, Reshape.
+Integer ops are written as QDQ: DequantizeLinear, the float op,
+QuantizeLinear, the form onnxruntime and Netron read (integer ops with no
+scales, from ConvInteger or MatMulInteger, are written as those ops).
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from axc.ir import Graph, Node
+from axc.errors import UserError
+from axc.ir import Graph, Node, QuantParams
 from axc.ir.types import Shape
 
 __all__ = ["EXPORT_OPSET", "export_model", "save"]
 
-EXPORT_OPSET = 19
+EXPORT_OPSET = 21
 
 
 class _Builder:
@@ -156,6 +160,179 @@ def _pad(b: _Builder, n: Node) -> None:
     b.add("Pad", inputs, list(n.outputs), n.name, mode=n.attrs["mode"])
 
 
+# ----------------------------------------------------------------- integers
+def _quant(b: _Builder, tensor: str) -> QuantParams:
+    params = b.graph.tensors[tensor].quant
+    if params is None:
+        raise UserError(f"cannot export integer tensor {tensor!r} as QDQ: it has no scale")
+    return params
+
+
+def _qparams(b: _Builder, tensor: str, params: QuantParams) -> list[str]:
+    dtype = b.graph.tensors[tensor].dtype.numpy_dtype()
+    many = params.axis is not None
+    scale = np.array(params.scale if many else params.scale[0], np.float32)
+    zero = np.array(params.zero_point if many else params.zero_point[0], dtype)
+    return [b.const(f"{tensor}.scale", scale), b.const(f"{tensor}.zero_point", zero)]
+
+
+def _dq(b: _Builder, tensor: str, params: QuantParams | None = None) -> str:
+    params = params or _quant(b, tensor)
+    out = b.fresh(f"{tensor}.dequantized")
+    attrs = {"axis": params.axis} if params.axis is not None else {}
+    b.add(
+        "DequantizeLinear",
+        [tensor, *_qparams(b, tensor, params)],
+        [out],
+        b.fresh(f"{tensor}.dequantize"),
+        **attrs,
+    )
+    return out
+
+
+def _q(
+    b: _Builder, value: str, tensor: str, qmin: int | None = None, qmax: int | None = None
+) -> None:
+    """QuantizeLinear into ``tensor``; a Clip narrows to [qmin, qmax] when that
+    range is tighter than the storage type (narrow widths, fused ReLU)."""
+    params = _quant(b, tensor)
+    info = np.iinfo(b.graph.tensors[tensor].dtype.numpy_dtype())
+    narrow = (qmin is not None and qmin > info.min) or (qmax is not None and qmax < info.max)
+    target = b.fresh(f"{tensor}.unclipped") if narrow else tensor
+    b.add(
+        "QuantizeLinear",
+        [value, *_qparams(b, tensor, params)],
+        [target],
+        b.fresh(f"{tensor}.quantize"),
+    )
+    if narrow:
+        dtype = info.dtype
+        bounds = [
+            b.const(f"{tensor}.min", np.array(info.min if qmin is None else qmin, dtype)),
+            b.const(f"{tensor}.max", np.array(info.max if qmax is None else qmax, dtype)),
+        ]
+        b.add("Clip", [target, *bounds], [tensor], b.fresh(f"{tensor}.clip"))
+
+
+def _requant_range(node: Node) -> tuple[int, int]:
+    req = node.attrs.get("requant", node.attrs)
+    return int(req["qmin"]), int(req["qmax"])
+
+
+def _int_weights(b: _Builder, node: Node) -> tuple[str, str | None]:
+    """Dequantized weight and bias (bias scale = x_scale * w_scale, zero point 0)."""
+    w_params = _quant(b, node.inputs[1])
+    weight = _dq(b, node.inputs[1], w_params)
+    if len(node.inputs) < 3 or not node.inputs[2]:
+        return weight, None
+    x_scale = np.float32(_quant(b, node.inputs[0]).scale[0])
+    scales = (x_scale * np.asarray(w_params.scale, np.float32)).astype(np.float32)
+    count = len(scales)
+    bias_params = QuantParams(
+        tuple(float(v) for v in scales), (0,) * count, 0 if count > 1 else None
+    )
+    return weight, _dq(b, node.inputs[2], bias_params)
+
+
+def _qlinear(b: _Builder, n: Node) -> None:
+    identity = n.attrs["requant"].get("multiplier") == (1 << 30,) and n.attrs["requant"].get(
+        "shift"
+    ) == (30,)
+    if b.graph.tensors[n.inputs[1]].quant is None and identity and len(n.inputs) == 2:
+        return _integer_op(b, n)
+    x = _dq(b, n.inputs[0])
+    weight, bias = _int_weights(b, n)
+    out = n.outputs[0]
+    value = b.fresh(f"{out}.real")
+    if n.op == "QConv":
+        b.add(
+            "Conv",
+            [x, weight] + ([bias] if bias else []),
+            [value],
+            n.name,
+            **_window(n),
+            group=n.attrs["group"],
+        )
+    elif len(b.graph.tensors[n.inputs[0]].shape) == 2:
+        b.add("Gemm", [x, weight] + ([bias] if bias else []), [value], n.name, transB=1)
+    else:
+        turned = b.fresh(f"{n.inputs[1]}.transposed")
+        b.add("Transpose", [weight], [turned], b.fresh(f"{n.name}.transpose"), perm=[1, 0])
+        product = b.fresh(f"{out}.product") if bias else value
+        b.add("MatMul", [x, turned], [product], n.name)
+        if bias:
+            b.add("Add", [product, bias], [value], b.fresh(f"{n.name}.bias"))
+    _q(b, value, out, *_requant_range(n))
+
+
+def _integer_op(b: _Builder, n: Node) -> None:
+    """QConv/QGemm that only accumulate (ConvInteger, MatMulInteger)."""
+    dtype = b.graph.tensors[n.inputs[0]].dtype.numpy_dtype()
+    w_dtype = b.graph.tensors[n.inputs[1]].dtype.numpy_dtype()
+    x_zero = b.const(f"{n.name}.x_zero_point", np.array(n.attrs["x_zero_point"], dtype))
+    w_zero = b.const(f"{n.name}.w_zero_point", np.array(n.attrs["w_zero_point"], w_dtype))
+    if n.op == "QConv":
+        b.add(
+            "ConvInteger",
+            [n.inputs[0], n.inputs[1], x_zero, w_zero],
+            list(n.outputs),
+            n.name,
+            **_window(n),
+            group=n.attrs["group"],
+        )
+        return
+    turned = b.const(
+        f"{n.inputs[1]}.transposed", np.ascontiguousarray(b.graph.constants[n.inputs[1]].T)
+    )
+    b.add("MatMulInteger", [n.inputs[0], turned, x_zero, w_zero], list(n.outputs), n.name)
+
+
+def _qadd(b: _Builder, n: Node) -> None:
+    value = b.fresh(f"{n.outputs[0]}.real")
+    b.add("Add", [_dq(b, n.inputs[0]), _dq(b, n.inputs[1])], [value], n.name)
+    _q(b, value, n.outputs[0], *_requant_range(n))
+
+
+def _qpool(b: _Builder, n: Node) -> None:
+    value = b.fresh(f"{n.outputs[0]}.real")
+    if n.op == "QGlobalAveragePool":
+        b.add("GlobalAveragePool", [_dq(b, n.inputs[0])], [value], n.name)
+    else:
+        b.add(
+            "AveragePool",
+            [_dq(b, n.inputs[0])],
+            [value],
+            n.name,
+            **_window(n),
+            ceil_mode=int(n.attrs["ceil_mode"]),
+            count_include_pad=int(n.attrs["count_include_pad"]),
+        )
+    _q(b, value, n.outputs[0], *_requant_range(n))
+
+
+def _requantize(b: _Builder, n: Node) -> None:
+    _q(b, _dq(b, n.inputs[0]), n.outputs[0], *_requant_range(n))
+
+
+def _quantize(b: _Builder, n: Node) -> None:
+    params = QuantParams(tuple(n.attrs["scale"]), tuple(n.attrs["zero_point"]), n.attrs["axis"])
+    b.graph.tensors[n.outputs[0]].quant = b.graph.tensors[n.outputs[0]].quant or params
+    x = n.inputs[0]
+    _q(b, x, n.outputs[0], n.attrs["qmin"], n.attrs["qmax"])
+
+
+def _dequantize(b: _Builder, n: Node) -> None:
+    params = QuantParams(tuple(n.attrs["scale"]), tuple(n.attrs["zero_point"]), n.attrs["axis"])
+    attrs = {"axis": params.axis} if params.axis is not None else {}
+    b.add(
+        "DequantizeLinear",
+        [n.inputs[0], *_qparams(b, n.inputs[0], params)],
+        list(n.outputs),
+        n.name,
+        **attrs,
+    )
+
+
 _EXPORTERS: dict[str, Callable[[_Builder, Node], None]] = {
     "Conv": _conv,
     "Gemm": _gemm,
@@ -167,6 +344,14 @@ _EXPORTERS: dict[str, Callable[[_Builder, Node], None]] = {
     "Split": _split,
     "Slice": _slice,
     "Pad": _pad,
+    "QConv": _qlinear,
+    "QGemm": _qlinear,
+    "QAdd": _qadd,
+    "QAveragePool": _qpool,
+    "QGlobalAveragePool": _qpool,
+    "Requantize": _requantize,
+    "Quantize": _quantize,
+    "Dequantize": _dequantize,
 }
 
 

@@ -74,6 +74,16 @@ def _replace(
     graph.add_node(new)
 
 
+def _params(scale: np.ndarray, zero: np.ndarray) -> QuantParams:
+    """Per tensor, or per output channel (axis 0)."""
+    scales = tuple(float(v) for v in np.asarray(scale, np.float32).reshape(-1))
+    zeros = tuple(int(v) for v in np.asarray(zero).reshape(-1))
+    if len(scales) == 1 and len(zeros) == 1:
+        return QuantParams(scales, zeros, None)
+    n = max(len(scales), len(zeros))
+    return QuantParams(scales * (n // len(scales)), zeros * (n // len(zeros)), 0)
+
+
 def _fuse_linear(graph: Graph, node: Node, records: dict[str, Record]) -> bool:
     if node.op == "Gemm" and (
         node.attrs["trans_a"]
@@ -101,7 +111,9 @@ def _fuse_linear(graph: Graph, node: Node, records: dict[str, Record]) -> bool:
     qmin, qmax = int(q.attrs["qmin"]), int(q.attrs["qmax"])
     if node.attrs.get("activation") == "relu":
         qmin = max(qmin, zero)
-    inputs = [d.inputs[0], graph.add_constant(graph.unique_name(f"{node.name}.weight_q"), wq)]
+    weight_name = graph.add_constant(graph.unique_name(f"{node.name}.weight_q"), wq)
+    graph.tensors[weight_name].quant = _params(w_scale, w_zero)
+    inputs = [d.inputs[0], weight_name]
     if bias is not None:
         inputs.append(graph.add_constant(graph.unique_name(f"{node.name}.bias_q"), bias[0]))
     w_zero_points = tuple(int(z) for z in np.asarray(w_zero).reshape(-1))
