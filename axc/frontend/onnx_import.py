@@ -26,6 +26,7 @@ from axc.frontend.converters import CONVERTERS, SUPPORTED_OPS, element_type
 from axc.frontend.fold import fold_node, is_symbolic
 from axc.frontend.load import check_opset, load_model_proto
 from axc.frontend.qdq import fuse_qdq
+from axc.frontend.qonnx import QONNX_DOMAINS, qonnx_quant
 from axc.ir import BATCH, Graph, Node
 from axc.ir.types import Dim, TensorInfo
 
@@ -80,6 +81,8 @@ def import_model(
     """Lower an in-memory ONNX model. ``bind`` turns graph inputs into constants."""
     opset = check_opset(model)
     for node in model.graph.node:
+        if node.domain in QONNX_DOMAINS and node.op_type in ("Quant", "IntQuant"):
+            continue
         if node.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(
                 f"node {node.name!r}: op {node.domain}::{node.op_type} is not supported "
@@ -107,6 +110,9 @@ def import_model(
         ctx.onode, ctx.node_name = node, node_name
         present = [i for i in node.input if i]
         known = all(ctx.value(i) is not None for i in present)
+        if node.domain in QONNX_DOMAINS:
+            qonnx_quant(ctx, known)
+            continue
         if node.op_type == "Shape" and present and not known:
             CONVERTERS["Shape"](ctx)
             continue

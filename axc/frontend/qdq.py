@@ -155,14 +155,49 @@ def _fuse_move(graph: Graph, node: Node) -> bool:
     return True
 
 
+_COMMUTING = ("MaxPool", "Reshape", "Transpose", "Slice", "Gather", "Identity", "Pad")
+
+
+def _commute_dequantize(graph: Graph, node: Node) -> bool:
+    """``Dequantize -> data movement`` becomes ``data movement -> Dequantize``:
+    exact, since dequantization is elementwise and increasing. Integers then
+    reach the next layer, which may fuse."""
+    d = _dequantize_of(graph, node.inputs[0])
+    if d is None or len(node.outputs) != 1 or len(graph.consumers(node.inputs[0])) != 1:
+        return False
+    attrs = dict(node.attrs)
+    zero = int(d.attrs["zero_point"][0])
+    if node.op == "Pad":
+        if attrs["mode"] == "constant" and attrs["value"] != 0:
+            return False
+        attrs["value"] = zero
+    source = d.inputs[0]
+    out = node.outputs[0]
+    moved = graph.unique_name(f"{out}.q")
+    info = graph.tensors[source]
+    graph.remove_node(node.name)
+    graph.remove_node(d.name)
+    graph.tensors[moved] = TensorInfo(moved, graph.tensors[out].shape, info.dtype, info.quant)
+    graph.add_node(Node(node.name, node.op, [source, *node.inputs[1:]], [moved], attrs))
+    graph.add_node(Node(d.name, "Dequantize", [moved], [out], dict(d.attrs)))
+    return True
+
+
+def _rewrite(graph: Graph, node: Node, records: dict[str, Record]) -> bool:
+    if node.op in ("Conv", "Gemm"):
+        return _fuse_linear(graph, node, records)
+    if node.op in _MOVES and _fuse_move(graph, node):
+        return True
+    return node.op in _COMMUTING and _commute_dequantize(graph, node)
+
+
 def fuse_qdq(graph: Graph, records: dict[str, Record]) -> int:
     """Rewrite QDQ patterns into integer ops; returns how many were fused."""
     fused = 0
     for node in graph.topological():
         if node.name not in graph.nodes:
             continue
-        linear = node.op in ("Conv", "Gemm") and _fuse_linear(graph, node, records)
-        if linear or (node.op in _MOVES and _fuse_move(graph, node)):
+        if _rewrite(graph, node, records):
             fused += 1
     graph.remove_unused()
     return fused
