@@ -11,3 +11,4 @@ set -x
 .venv/bin/axc check "$model" --directives "$directives"
 .venv/bin/axc compile "$model" --directives "$directives" -o build/digits --force
 .venv/bin/python examples/digits/evaluate.py build/digits/digits_cnn.axc.json
+.venv/bin/axc simulate "$model" --directives examples/digits/quantize.ax --data examples/digits/test.npz
