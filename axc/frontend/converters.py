@@ -635,11 +635,10 @@ def _linear_integer(
     inputs = [x, ctx.constant_operand(weight, "weight_q")]
     if bias is not None:
         inputs.append(ctx.constant_operand(bias.astype(np.int32), "bias_q"))
-    zero_points = tuple(int(z) for z in w_zero.reshape(-1))
     attrs: dict[str, object] = {
         **(window or {}),
         "x_zero_point": int(x_zero.reshape(-1)[0]),
-        "w_zero_point": zero_points if len(set(zero_points)) > 1 else zero_points[:1],
+        "w_zero_point": _w_zero_points(w_zero),
         "acc_bits": 32,
         "requant": requant,
     }
@@ -668,6 +667,12 @@ def _params(scale: Any, zero: Any, axis: int | None) -> QuantParams:
         tuple(int(v) for v in np.asarray(zero).reshape(-1)),
         axis,
     )
+
+
+def _w_zero_points(w_zero: np.ndarray) -> tuple[int, ...]:
+    """Per-channel weight zero points, or one when they are all equal."""
+    values = tuple(int(z) for z in w_zero.reshape(-1))
+    return values if len(set(values)) > 1 else values[:1]
 
 
 def _conv_window(ctx: ImportContext, x: str, weight: np.ndarray) -> dict[str, object]:
@@ -802,9 +807,7 @@ def _batched_matmul(
             [piece, ctx.constant_operand(w, f"weight{b}_q")],
             {
                 "x_zero_point": int(a_zero.reshape(-1)[0]),
-                "w_zero_point": tuple(int(z) for z in w_zero.reshape(-1))[:1]
-                if len(set(w_zero.reshape(-1).tolist())) == 1
-                else tuple(int(z) for z in w_zero.reshape(-1)),
+                "w_zero_point": _w_zero_points(w_zero),
                 "acc_bits": 32,
                 "requant": requant,
             },

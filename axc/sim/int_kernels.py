@@ -53,14 +53,17 @@ def _finish3(
     total: np.ndarray,
     offset: np.ndarray,
     acc_bits: int,
+    float_mode: bool,
     mult: np.ndarray,
     shift: np.ndarray,
+    scale: np.ndarray,
     zp: int,
     qmin: int,
     qmax: int,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """acc = wrap(int(total) + offset[c]); out = requant(acc): one pass, any dtypes."""
+    """acc = wrap(int(total) + offset[c]), then requantized in one pass: with the
+    fixed-point rule, or (``float_mode``) round_half_even(float32(acc) * scale)."""
     n, c, r = total.shape
     half_range = np.int64(1) << (acc_bits - 1)
     mask = (half_range << 1) - 1
@@ -68,40 +71,17 @@ def _finish3(
         a, ch = i // c, i % c
         m = mult[ch] if mult.size > 1 else mult[0]
         s = shift[ch] if shift.size > 1 else shift[0]
+        f = scale[ch] if scale.size > 1 else scale[0]
         half = np.int64(1) << (s - 1)
         off = offset[ch]
         for k in range(r):
             acc = np.int64(total[a, ch, k]) + off
             if acc_bits < 64:
                 acc = ((acc + half_range) & mask) - half_range
-            y = ((acc * m + half) >> s) + zp
-            out[a, ch, k] = min(max(y, qmin), qmax)
-
-
-@numba.njit(parallel=True, cache=True)
-def _finish3_float32(
-    total: np.ndarray,
-    offset: np.ndarray,
-    acc_bits: int,
-    scale: np.ndarray,
-    zp: int,
-    qmin: int,
-    qmax: int,
-    out: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """The float32 requantizer: round_half_even(float32(acc) * scale) + zp, clamped."""
-    n, c, r = total.shape
-    half_range = np.int64(1) << (acc_bits - 1)
-    mask = (half_range << 1) - 1
-    for i in numba.prange(n * c):
-        a, ch = i // c, i % c
-        s = scale[ch] if scale.size > 1 else scale[0]
-        off = offset[ch]
-        for k in range(r):
-            acc = np.int64(total[a, ch, k]) + off
-            if acc_bits < 64:
-                acc = ((acc + half_range) & mask) - half_range
-            y = np.int64(np.rint(np.float32(acc) * s)) + zp
+            if float_mode:
+                y = np.int64(np.rint(np.float32(acc) * f)) + zp
+            else:
+                y = ((acc * m + half) >> s) + zp
             out[a, ch, k] = min(max(y, qmin), qmax)
 
 
@@ -220,24 +200,16 @@ def finish(total: np.ndarray, offset: np.ndarray, attrs: dict[str, Any]) -> np.n
     ``acc_bits`` and requantized, in one pass, into the output's storage type."""
     req = attrs["requant"]
     out = np.empty(total.shape, storage(req["qmin"], req["qmax"]))
-    if req.get("mode") == "float32":
-        _finish3_float32(
-            total,
-            np.ascontiguousarray(offset, np.int64),
-            int(attrs["acc_bits"]),
-            np.asarray(req["scale"], np.float32),
-            int(req["zero_point"]),
-            int(req["qmin"]),
-            int(req["qmax"]),
-            out,
-        )
-        return out
+    float_mode = req.get("mode") == "float32"
+    one = np.ones(1, np.int64)
     _finish3(
         total,
         np.ascontiguousarray(offset, np.int64),
         int(attrs["acc_bits"]),
-        np.asarray(req["multiplier"], np.int64),
-        np.asarray(req["shift"], np.int64),
+        float_mode,
+        one if float_mode else np.asarray(req["multiplier"], np.int64),
+        one if float_mode else np.asarray(req["shift"], np.int64),
+        np.asarray(req["scale"], np.float32) if float_mode else np.ones(1, np.float32),
         int(req["zero_point"]),
         int(req["qmin"]),
         int(req["qmax"]),
