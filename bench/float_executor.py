@@ -42,13 +42,17 @@ ALL_LIGHT = [
 ]
 
 
-def best_of(fn, repeat: int) -> float:
+def best_of(fn, repeat: int, budget_s: float = 1.0) -> float:
+    """The fastest of at least ``repeat`` runs, repeated until ``budget_s`` has
+    passed (short runs are noisy on a shared machine), after one warm-up."""
     fn()
-    times = []
-    for _ in range(repeat):
+    times: list[float] = []
+    spent = 0.0
+    while len(times) < repeat or spent < budget_s:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+        spent += times[-1]
     return min(times)
 
 

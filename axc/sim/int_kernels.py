@@ -289,6 +289,51 @@ def _accumulate(w: np.ndarray, cols: np.ndarray, bound_w: int, bound_x: int) -> 
     return total
 
 
+@numba.njit(parallel=True, cache=True)
+def _im2col_kernel(
+    x: np.ndarray,
+    c0: int,
+    cin: int,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    dh: int,
+    dw: int,
+    oh: int,
+    ow: int,
+    across: bool,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Rows (c, u, v) of the patch matrix: (K, N, P) if ``across`` else (N, K, P)."""
+    n = x.shape[0]
+    for row in numba.prange(cin * kh * kw):
+        c, rest = row // (kh * kw), row % (kh * kw)
+        u, v = rest // kw, rest % kw
+        for a in range(n):
+            for i in range(oh):
+                for j in range(ow):
+                    value = x[a, c0 + c, i * sh + u * dh, j * sw + v * dw]
+                    if across:
+                        out[row, a, i * ow + j] = value
+                    else:
+                        out[a, row, i * ow + j] = value
+
+
+def _im2col2d(
+    x: np.ndarray, c0: int, cin: int, attrs: dict[str, Any], out_spatial: list[int], across: bool
+) -> np.ndarray:
+    """Patch matrix of a padded 2-D input, written directly in the layout the GEMM wants:
+    (K, N * P) when ``across`` (one GEMM over the batch), else (N, K, P)."""
+    (kh, kw), (sh, sw) = attrs["kernel_shape"], attrs["strides"]
+    dh, dw = attrs["dilations"]
+    oh, ow = out_spatial
+    n, k = x.shape[0], cin * kh * kw
+    out = np.empty((k, n, oh * ow) if across else (n, k, oh * ow), x.dtype)
+    _im2col_kernel(np.ascontiguousarray(x), c0, cin, kh, kw, sh, sw, dh, dw, oh, ow, across, out)
+    return out.reshape(k, -1) if across else out
+
+
 @kernel("QConv")
 def qconv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     x, w = args[0], args[1]
@@ -333,6 +378,8 @@ def qconv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]
                 cols = part[:, g * cin : (g + 1) * cin].reshape(count, cin, pixels)
                 if across:
                     cols = np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(cin, -1)
+            elif nd == 2:
+                cols = _im2col2d(part, g * cin, cin, attrs, out_spatial, across)
             else:
                 view = _windows(part[:, g * cin : (g + 1) * cin], attrs, out_spatial)
                 kernel_axes = tuple(range(2 + nd, 2 + 2 * nd))
@@ -343,6 +390,10 @@ def qconv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]
                     order = (0, 1, *kernel_axes, *range(2, 2 + nd))
                     cols = np.ascontiguousarray(view.transpose(order)).reshape(count, k, pixels)
             y = _accumulate(wf[g * mg : (g + 1) * mg], cols, bound_w, bound_x)
+            if across and step >= n and group == 1:
+                # requantize (M, N * P) as it lies, then move the narrow result to NCHW
+                out = finish(y[None], offset, attrs).reshape(m, n, pixels)
+                return [np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(n, m, *out_spatial)]
             if across:  # (Mg, N * P) -> a (N, Mg, P) view
                 y = y.reshape(-1, count, pixels).transpose(1, 0, 2)
             if total is None:
