@@ -818,6 +818,42 @@ def _batched_matmul(
     ctx.emit("Concat", parts, {"axis": 0}, outputs=[node.output[0]])
 
 
+@converts("com.microsoft.QGemm")
+def _microsoft_qgemm(ctx: ImportContext) -> None:
+    """onnxruntime's QGemm contrib op (its QOperator format writes it for Gemm)."""
+    node = ctx.current
+    if int(ctx.attr("transA", 0)):
+        ctx.fail("transA=1 is not supported")
+    a_scale, a_zero = ctx.numeric(1, "a scale"), _zero_point(ctx, 2, None, "a zero point")
+    weight = ctx.numeric(3, "b")
+    b_scale, b_zero = ctx.numeric(4, "b scale"), _zero_point(ctx, 5, weight, "b zero point")
+    bias = ctx.numeric(6, "bias")
+    y_scale = ctx.numeric(7, "y scale")
+    if y_scale is None:
+        ctx.fail("a float output (no y_scale) is not supported")
+    y_zero = _zero_point(ctx, 8, None, "y zero point")
+    assert weight is not None and a_scale is not None and b_scale is not None
+    assert y_scale is not None
+    alpha = np.float32(ctx.attr("alpha", 1.0))
+    w = weight if int(ctx.attr("transB", 0)) else np.ascontiguousarray(weight.T)
+    info = np.iinfo(y_zero.dtype)
+    scale = (_float32_scale(a_scale, b_scale, y_scale) * alpha).astype(np.float32)
+    requant = float32_requantizer(scale, int(y_zero.reshape(-1)[0]), info.min, info.max)
+    _linear_integer(
+        ctx,
+        "QGemm",
+        node.input[0],
+        w,
+        a_zero,
+        b_zero,
+        bias,
+        requant,
+        y_zero.dtype,
+        None,
+        (a_scale, b_scale, y_scale, y_zero),
+    )
+
+
 @converts("MatMulInteger")
 def _matmul_integer(ctx: ImportContext) -> None:
     node = ctx.current
@@ -850,7 +886,13 @@ def _constant_of_shape(ctx: ImportContext) -> None:
 # Ops that are always folded (they have no operands).
 FOLD_ONLY = ("Constant",)
 
-SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(set(CONVERTERS) | set(FOLD_ONLY)))
+SUPPORTED_OPS: tuple[str, ...] = tuple(
+    sorted({op for op in CONVERTERS if "." not in op} | set(FOLD_ONLY))
+)
+#: onnxruntime contrib ops (domain com.microsoft) axc imports
+MICROSOFT_OPS: tuple[str, ...] = tuple(
+    sorted(op.split(".")[-1] for op in CONVERTERS if op.startswith("com.microsoft."))
+)
 
 
 def element_type(elem: int) -> ElemType:

@@ -22,7 +22,7 @@ from onnx import numpy_helper
 from axc.errors import ModelError, UnsupportedOpError
 from axc.frontend.canonicalize import canonicalize
 from axc.frontend.context import ImportContext
-from axc.frontend.converters import CONVERTERS, SUPPORTED_OPS, element_type
+from axc.frontend.converters import CONVERTERS, MICROSOFT_OPS, SUPPORTED_OPS, element_type
 from axc.frontend.fold import fold_node, is_symbolic
 from axc.frontend.load import check_opset, load_model_proto
 from axc.frontend.qdq import fuse_qdq
@@ -83,10 +83,13 @@ def import_model(
     for node in model.graph.node:
         if node.domain in QONNX_DOMAINS and node.op_type in ("Quant", "IntQuant"):
             continue
+        if node.domain == "com.microsoft" and node.op_type in MICROSOFT_OPS:
+            continue
         if node.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(
                 f"node {node.name!r}: op {node.domain}::{node.op_type} is not supported "
-                f"(axc supports the default ONNX domain only)"
+                f"(axc supports the default ONNX domain, QONNX Quant/IntQuant and onnxruntime's "
+                f"com.microsoft QGemm)"
             )
     graph = Graph(model.graph.name or name)
     graph.metadata["source_opset"] = opset
@@ -124,7 +127,8 @@ def import_model(
             if node.op_type == "DequantizeLinear" and values[0] is not None:
                 ctx.dequantized[node.output[0]] = _dequantized_record(node, values)
             continue
-        converter = CONVERTERS.get(node.op_type)
+        key = f"com.microsoft.{node.op_type}" if node.domain == "com.microsoft" else node.op_type
+        converter = CONVERTERS.get(key)
         if converter is None:
             raise UnsupportedOpError(
                 f"node {node_name!r}: op {node.op_type} is not supported. "

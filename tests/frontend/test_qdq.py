@@ -232,3 +232,26 @@ def test_conv_integer_round_trip(tmp_path) -> None:
 
 def session_run(model: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
     return ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_qoperator_format_is_bit_exact(tmp_path, per_channel) -> None:
+    """onnxruntime's QOperator format (QLinearConv, integer MaxPool, and its
+    com.microsoft QGemm contrib op for dense layers)."""
+    src, name, calib, test = digits(tmp_path)
+    dst = tmp_path / "qop.onnx"
+    quantize_static(
+        str(src),
+        str(dst),
+        _calib_reader(name, calib),
+        quant_format=QuantFormat.QOperator,
+        per_channel=per_channel,
+        reduce_range=True,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+    )
+    ops = {n.op_type for n in onnx.load(str(dst)).graph.node}
+    assert {"QLinearConv", "QGemm"} <= ops
+    np.testing.assert_array_equal(
+        axc_integers(dst, name, test), ort_integers(dst, name, test, "ORT_ENABLE_ALL")
+    )
