@@ -854,6 +854,88 @@ def _microsoft_qgemm(ctx: ImportContext) -> None:
     )
 
 
+@converts("com.microsoft.QLinearAdd")
+def _microsoft_qlinear_add(ctx: ImportContext) -> None:
+    """onnxruntime's QLinearAdd, with the arithmetic of its x86 kernel:
+    ``round_half_even(fma(a, ra, fma(b, rb, fixed)))`` in float32, where
+    ``ra = a_scale / c_scale``, ``rb = b_scale / c_scale`` and
+    ``fixed = c_zp - (ra * a_zp + rb * b_zp)``."""
+    node = ctx.current
+    a_scale, a_zero = ctx.numeric(1, "a scale"), _zero_point(ctx, 2, None, "a zero point")
+    b_scale, b_zero = ctx.numeric(4, "b scale"), _zero_point(ctx, 5, None, "b zero point")
+    c_scale, c_zero = ctx.numeric(6, "c scale"), _zero_point(ctx, 7, None, "c zero point")
+    assert a_scale is not None and b_scale is not None and c_scale is not None
+    f32 = np.float32
+    ra = f32(f32(a_scale.reshape(-1)[0]) / f32(c_scale.reshape(-1)[0]))
+    rb = f32(f32(b_scale.reshape(-1)[0]) / f32(c_scale.reshape(-1)[0]))
+    za, zb, zc = (int(z.reshape(-1)[0]) for z in (a_zero, b_zero, c_zero))
+    fixed = f32(f32(zc) - f32(f32(ra * f32(za)) + f32(rb * f32(zb))))
+    info = np.iinfo(c_zero.dtype)
+    attrs = {
+        "mode": "float32",
+        "a_ratio": float(ra),
+        "b_ratio": float(rb),
+        "fixed": float(fixed),
+        "a_zero_point": za,
+        "b_zero_point": zb,
+        "a_multiplier": 0,
+        "b_multiplier": 0,
+        "shift": 1,
+        "zero_point": zc,
+        "qmin": int(info.min),
+        "qmax": int(info.max),
+    }
+    (out,) = ctx.emit(
+        "QAdd",
+        [node.input[0], node.input[3]],
+        attrs,
+        outputs=[node.output[0]],
+        dtype=ElemType.from_numpy(c_zero.dtype),
+    )
+    ctx.graph.tensors[out].quant = _params(c_scale, c_zero, None)
+
+
+@converts("com.microsoft.QLinearAveragePool")
+def _microsoft_qlinear_average_pool(ctx: ImportContext) -> None:
+    """onnxruntime's QLinearAveragePool: dequantize, average in float32 (row by
+    row), then ``round_half_even(y / y_scale + y_zero_point)``."""
+    node = ctx.current
+    if int(ctx.attr("channels_last", 0)):
+        ctx.fail("channels_last=1 is not supported")
+    x_scale, x_zero = ctx.numeric(1, "x scale"), _zero_point(ctx, 2, None, "x zero point")
+    y_scale, y_zero = ctx.numeric(3, "y scale"), _zero_point(ctx, 4, None, "y zero point")
+    assert x_scale is not None and y_scale is not None
+    x_shape = ctx.shape(node.input[0])
+    window = _window_attrs(
+        ctx, x_shape[2:], ctx.attr("kernel_shape"), ceil_mode=bool(ctx.attr("ceil_mode", 0))
+    )
+    window["count_include_pad"] = bool(ctx.attr("count_include_pad", 0))
+    d_attrs = {
+        "scale": (float(x_scale.reshape(-1)[0]),),
+        "zero_point": (int(x_zero.reshape(-1)[0]),),
+        "axis": None,
+    }
+    (real,) = ctx.emit("Dequantize", [node.input[0]], d_attrs, suffix=".dequantize", dtype=FLOAT32)
+    (mean,) = ctx.emit("AveragePool", [real], window, suffix=".average")
+    info = np.iinfo(y_zero.dtype)
+    q_attrs = {
+        "scale": (float(y_scale.reshape(-1)[0]),),
+        "zero_point": (int(y_zero.reshape(-1)[0]),),
+        "axis": None,
+        "qmin": int(info.min),
+        "qmax": int(info.max),
+        "offset_first": True,
+    }
+    (out,) = ctx.emit(
+        "Quantize",
+        [mean],
+        q_attrs,
+        outputs=[node.output[0]],
+        dtype=ElemType.from_numpy(y_zero.dtype),
+    )
+    ctx.graph.tensors[out].quant = _params(y_scale, y_zero, None)
+
+
 @converts("MatMulInteger")
 def _matmul_integer(ctx: ImportContext) -> None:
     node = ctx.current

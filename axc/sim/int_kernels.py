@@ -88,7 +88,7 @@ def _finish3(
 @numba.njit(parallel=True, cache=True)
 def _quantize3(
     x: np.ndarray,
-    inv: np.ndarray,
+    offset_first: bool,
     scale: np.ndarray,
     zp: np.ndarray,
     qmin: int,
@@ -100,8 +100,11 @@ def _quantize3(
         a, ch = i // c, i % c
         s = scale[ch] if scale.size > 1 else scale[0]
         z = zp[ch] if zp.size > 1 else zp[0]
+        zf = np.float32(z)
         for k in range(r):
-            q = np.int64(np.rint(np.float32(x[a, ch, k] / s))) + z
+            v = np.float32(x[a, ch, k] / s)
+            # ONNX QuantizeLinear: round(x / s) + z; onnxruntime's pooling: round(x / s + z)
+            q = np.int64(np.rint(np.float32(v + zf))) if offset_first else np.int64(np.rint(v)) + z
             out[a, ch, k] = min(max(q, qmin), qmax)
 
 
@@ -423,12 +426,45 @@ def qgemm(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]
     return [out.reshape(*a.shape[:-1], w.shape[0])]
 
 
+@numba.njit(parallel=True, cache=True)
+def _qadd_float32(
+    a: np.ndarray,
+    b: np.ndarray,
+    ratio_a: float,
+    ratio_b: float,
+    fixed: float,
+    qmin: int,
+    qmax: int,
+    out: np.ndarray,
+) -> None:  # pragma: no cover
+    """onnxruntime's QLinearAdd: fma(a, ra, fma(b, rb, fixed)) in float32, half to even.
+    A float32 fused multiply-add is exact in float64 here: the product of two
+    float32 values has at most 48 significant bits."""
+    ra, rb, fx = np.float64(ratio_a), np.float64(ratio_b), np.float64(fixed)
+    for i in numba.prange(a.size):
+        t = np.float32(np.float64(b[i]) * rb + fx)
+        t = np.float32(np.float64(a[i]) * ra + np.float64(t))
+        out[i] = min(max(np.int64(np.rint(t)), qmin), qmax)
+
+
 @kernel("QAdd")
 def qadd(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     a, b = np.broadcast_arrays(args[0], args[1])
     a = np.ascontiguousarray(a).reshape(-1)
     b = np.ascontiguousarray(b).reshape(-1)
     out = np.empty(a.size, np.int64)
+    if attrs.get("mode") == "float32":
+        _qadd_float32(
+            a,
+            b,
+            attrs["a_ratio"],
+            attrs["b_ratio"],
+            attrs["fixed"],
+            attrs["qmin"],
+            attrs["qmax"],
+            out,
+        )
+        return [out.reshape(np.broadcast_shapes(args[0].shape, args[1].shape))]
     _qadd(
         a,
         b,
@@ -490,7 +526,7 @@ def quantize_op(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.nd
     shaped = x if x.ndim else x.reshape(1)
     _quantize3(
         _as3(shaped, use_axis),
-        1.0 / scale,
+        bool(attrs.get("offset_first", False)),
         scale,
         zp,
         attrs["qmin"],

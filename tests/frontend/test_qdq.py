@@ -255,3 +255,58 @@ def test_qoperator_format_is_bit_exact(tmp_path, per_channel) -> None:
     np.testing.assert_array_equal(
         axc_integers(dst, name, test), ort_integers(dst, name, test, "ORT_ENABLE_ALL")
     )
+
+
+def residual_cnn(tmp_path: Path) -> tuple[Path, str, np.ndarray, np.ndarray]:
+    """3x3 conv, depthwise conv, 1x1 conv, residual Add, average pooling, Gemm."""
+    rng = np.random.default_rng(5)
+    init = {
+        "w1": rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.4,
+        "b1": rng.standard_normal(8).astype(np.float32) * 0.1,
+        "w2": rng.standard_normal((8, 1, 3, 3)).astype(np.float32) * 0.4,
+        "w3": rng.standard_normal((8, 8, 1, 1)).astype(np.float32) * 0.3,
+        "fc": rng.standard_normal((6, 8 * 4 * 4)).astype(np.float32) * 0.2,
+        "fb": rng.standard_normal(6).astype(np.float32) * 0.1,
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["a1"]),
+        helper.make_node("Conv", ["a1", "w2"], ["b"], pads=[1, 1, 1, 1], group=8),
+        helper.make_node("Relu", ["b"], ["b1r"]),
+        helper.make_node("Conv", ["b1r", "w3"], ["c"]),
+        helper.make_node("Add", ["a1", "c"], ["s"]),
+        helper.make_node("AveragePool", ["s"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc", "fb"], ["y"], transB=1),
+    ]
+    model = make_model(
+        nodes, [tensor("x", ["N", 3, 8, 8])], [tensor("y", ["N", 6])], init, opset=13
+    )
+    x = rng.standard_normal((300, 3, 8, 8)).astype(np.float32)
+    return save(model, tmp_path / "residual.onnx"), "x", x[:100], x[100:]
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_residual_add_and_average_pool_are_bit_exact(tmp_path, per_channel) -> None:
+    """In onnxruntime's QOperator format every layer of a residual block is an
+    integer kernel (QLinearConv, QLinearAdd, QLinearAveragePool, QGemm); axc
+    reproduces each, so the whole network agrees bit for bit."""
+    src, name, calib, test = residual_cnn(tmp_path)
+    dst = tmp_path / "qop.onnx"
+    quantize_static(
+        str(src),
+        str(dst),
+        _calib_reader(name, calib),
+        quant_format=QuantFormat.QOperator,
+        per_channel=per_channel,
+        reduce_range=True,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+    )
+    ops = [n.op_type for n in onnx.load(str(dst)).graph.node]
+    assert {"QLinearConv", "QLinearAdd", "QLinearAveragePool", "QGemm"} <= set(ops)
+    ours = axc_integers(dst, name, test)
+    for level in ("ORT_ENABLE_ALL", "ORT_ENABLE_BASIC"):
+        np.testing.assert_array_equal(ours, ort_integers(dst, name, test, level), err_msg=level)
+    graph_ops = [n.op for n in axc.load(dst).topological()]
+    assert graph_ops.count("QConv") == 3 and "QAdd" in graph_ops
