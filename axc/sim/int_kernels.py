@@ -381,7 +381,7 @@ def qconv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]
                 cols = part[:, g * cin : (g + 1) * cin].reshape(count, cin, pixels)
                 if across:
                     cols = np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(cin, -1)
-            elif nd == 2:
+            elif nd == 2 and pixels <= 256:  # numpy's strided copy wins on large maps
                 cols = _im2col2d(part, g * cin, cin, attrs, out_spatial, across)
             else:
                 view = _windows(part[:, g * cin : (g + 1) * cin], attrs, out_spatial)
