@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import time
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+from timing import best_of
 
 import axc
 from axc.sim import Executor
@@ -40,20 +40,6 @@ ALL_LIGHT = [
     "vgg19",
     "zfnet512",
 ]
-
-
-def best_of(fn, repeat: int, budget_s: float = 1.0) -> float:
-    """The fastest of at least ``repeat`` runs, repeated until ``budget_s`` has
-    passed (short runs are noisy on a shared machine), after one warm-up."""
-    fn()
-    times: list[float] = []
-    spent = 0.0
-    while len(times) < repeat or spent < budget_s:
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-        spent += times[-1]
-    return min(times)
 
 
 def peak_mib() -> float:

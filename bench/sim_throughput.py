@@ -20,7 +20,6 @@ import json
 import os
 import resource
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
@@ -31,6 +30,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "2")
 import numpy as np
 import onnx
 import onnxruntime as ort
+from timing import best_of
 
 import axc
 from axc.ir.stats import layer_macs
@@ -38,20 +38,6 @@ from axc.sim import Executor
 
 ROOT = Path(__file__).resolve().parent.parent
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
-
-
-def best_of(fn, repeat: int, budget_s: float = 1.0) -> float:
-    """The fastest of at least ``repeat`` runs, repeated until ``budget_s`` has
-    passed (short runs are noisy on a shared machine), after one warm-up."""
-    fn()
-    times: list[float] = []
-    spent = 0.0
-    while len(times) < repeat or spent < budget_s:
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-        spent += times[-1]
-    return min(times)
 
 
 def session(model: str | bytes) -> ort.InferenceSession:

@@ -55,12 +55,13 @@ def ort_quantize(
     *,
     per_channel: bool,
     reduce_range: bool = False,
+    quant_format: QuantFormat = QuantFormat.QDQ,
 ) -> Path:
     quantize_static(
         str(src),
         str(dst),
         _calib_reader(name, calib),
-        quant_format=QuantFormat.QDQ,
+        quant_format=quant_format,
         per_channel=per_channel,
         reduce_range=reduce_range,
         activation_type=QuantType.QInt8,
@@ -239,16 +240,14 @@ def test_qoperator_format_is_bit_exact(tmp_path, per_channel) -> None:
     """onnxruntime's QOperator format (QLinearConv, integer MaxPool, and its
     com.microsoft QGemm contrib op for dense layers)."""
     src, name, calib, test = digits(tmp_path)
-    dst = tmp_path / "qop.onnx"
-    quantize_static(
-        str(src),
-        str(dst),
-        _calib_reader(name, calib),
-        quant_format=QuantFormat.QOperator,
+    dst = ort_quantize(
+        src,
+        tmp_path / "qop.onnx",
+        name,
+        calib,
         per_channel=per_channel,
         reduce_range=True,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
+        quant_format=QuantFormat.QOperator,
     )
     ops = {n.op_type for n in onnx.load(str(dst)).graph.node}
     assert {"QLinearConv", "QGemm"} <= ops
@@ -292,16 +291,14 @@ def test_residual_add_and_average_pool_are_bit_exact(tmp_path, per_channel) -> N
     integer kernel (QLinearConv, QLinearAdd, QLinearAveragePool, QGemm); axc
     reproduces each, so the whole network agrees bit for bit."""
     src, name, calib, test = residual_cnn(tmp_path)
-    dst = tmp_path / "qop.onnx"
-    quantize_static(
-        str(src),
-        str(dst),
-        _calib_reader(name, calib),
-        quant_format=QuantFormat.QOperator,
+    dst = ort_quantize(
+        src,
+        tmp_path / "qop.onnx",
+        name,
+        calib,
         per_channel=per_channel,
         reduce_range=True,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
+        quant_format=QuantFormat.QOperator,
     )
     ops = [n.op_type for n in onnx.load(str(dst)).graph.node]
     assert {"QLinearConv", "QLinearAdd", "QLinearAveragePool", "QGemm"} <= set(ops)
