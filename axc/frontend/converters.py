@@ -101,6 +101,9 @@ def _pool(ctx: ImportContext, op: str) -> None:
     )
     if op == "AveragePool":
         attrs["count_include_pad"] = bool(ctx.attr("count_include_pad", 0))
+        # onnxruntime runs AveragePool of opsets before 19 on its MLAS kernel,
+        # which sums a window column by column; from opset 19 on, row-major
+        attrs["sum_order"] = "columns" if ctx.opset < 19 else "rows"
     ctx.emit(op, [node.input[0]], attrs, outputs=[node.output[0]])
 
 
@@ -626,9 +629,12 @@ def _linear_integer(
     out_dtype: np.dtype,
     window: dict[str, object] | None,
     scales: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
-) -> None:
-    """Emit QConv/QGemm. ``scales`` (x_scale, w_scale, y_scale, y_zero) are
-    recorded on the tensors, so the graph can be exported as QDQ again."""
+    output: str | None = None,
+) -> str:
+    """Emit QConv/QGemm into IR tensor ``output`` (by default the node's first
+    output) and return its name. ``scales`` (x_scale, w_scale, y_scale,
+    y_zero) are recorded on the tensors, so the graph can be exported as QDQ
+    again."""
     node = ctx.current
     if x_zero.size != 1:
         ctx.fail("per-row input zero points are not supported")
@@ -643,10 +649,15 @@ def _linear_integer(
         "requant": requant,
     }
     (out,) = ctx.emit(
-        op, inputs, attrs, outputs=[node.output[0]], dtype=ElemType.from_numpy(out_dtype)
+        op,
+        inputs,
+        attrs,
+        outputs=[output] if output is not None else [node.output[0]],
+        suffix=".conv" if output is not None else "",
+        dtype=ElemType.from_numpy(out_dtype),
     )
     if scales is None:
-        return
+        return out
     x_scale, w_scale, y_scale, y_zero = scales
     tensors = ctx.graph.tensors
     if tensors[ctx.ir(x)].quant is None:
@@ -659,6 +670,7 @@ def _linear_integer(
         0 if per_channel else None,
     )
     tensors[out].quant = _params(y_scale, y_zero, None)
+    return out
 
 
 def _params(scale: Any, zero: Any, axis: int | None) -> QuantParams:
@@ -690,7 +702,26 @@ def _float32_scale(*parts: np.ndarray) -> np.ndarray:
 
 @converts("QLinearConv")
 def _qlinear_conv(ctx: ImportContext) -> None:
+    _qlinear_conv_nchw(ctx, ctx.current.input[0], None)
+
+
+@converts("com.microsoft.QLinearConv")
+def _microsoft_qlinear_conv(ctx: ImportContext) -> None:
+    """onnxruntime's QLinearConv with ``channels_last=1`` (NHWC), which its
+    layout optimizer writes: the same arithmetic between two transposes."""
     node = ctx.current
+    if not int(ctx.attr("channels_last", 0)):
+        _qlinear_conv_nchw(ctx, node.input[0], None)
+        return
+    rank = len(ctx.shape(node.input[0]))
+    to_nchw = (0, rank - 1, *range(1, rank - 1))
+    to_nhwc = (0, *range(2, rank), 1)
+    (x,) = ctx.emit("Transpose", [node.input[0]], {"perm": to_nchw}, suffix=".nchw")
+    y = _qlinear_conv_nchw(ctx, x, ctx.graph.unique_name(f"{ctx.node_name}.nchw_out"))
+    ctx.emit("Transpose", [y], {"perm": to_nhwc}, outputs=[node.output[0]])
+
+
+def _qlinear_conv_nchw(ctx: ImportContext, x: str, output: str | None) -> str:
     x_scale, x_zero = ctx.numeric(1, "x scale"), _zero_point(ctx, 2, None, "x zero point")
     weight = ctx.numeric(3, "weights")
     w_scale, w_zero = ctx.numeric(4, "w scale"), _zero_point(ctx, 5, weight, "w zero point")
@@ -702,18 +733,19 @@ def _qlinear_conv(ctx: ImportContext) -> None:
     requant = float32_requantizer(
         _float32_scale(x_scale, w_scale, y_scale), int(y_zero.reshape(-1)[0]), info.min, info.max
     )
-    _linear_integer(
+    return _linear_integer(
         ctx,
         "QConv",
-        node.input[0],
+        x,
         weight,
         x_zero,
         w_zero,
         bias,
         requant,
         y_zero.dtype,
-        _conv_window(ctx, node.input[0], weight),
+        _conv_window(ctx, x, weight),
         (x_scale, w_scale, y_scale, y_zero),
+        output,
     )
 
 

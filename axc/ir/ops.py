@@ -299,8 +299,11 @@ _op(
 _op(
     "AveragePool",
     ("X",),
-    {**_POOL, "ceil_mode": "bool", "count_include_pad": "bool"},
-    "Mean over each window.",
+    {**_POOL, "ceil_mode": "bool", "count_include_pad": "bool", "sum_order": "str"},
+    "Mean over each window. sum_order 'rows' (the default) adds the window one "
+    "element at a time in row-major order; 'columns' first sums each position of "
+    "the last window axis over the other axes, then adds these partial sums in "
+    "order (onnxruntime's kernel for opsets before 19).",
     _pool,
 )
 _op("GlobalAveragePool", ("X",), {}, "Mean over all spatial positions.", _global_pool)

@@ -225,7 +225,13 @@ def _window_sum(cols: np.ndarray, nd: int) -> np.ndarray:
 def average_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     x = args[0]
     nd = len(attrs["kernel_shape"])
-    total = _window_sum(_pool_windows(x, attrs, 0.0), nd)
+    cols = _pool_windows(x, attrs, 0.0)
+    if attrs.get("sum_order", "rows") == "columns" and nd > 1:
+        total = np.zeros(cols.shape[:-nd], cols.dtype)
+        for j in range(cols.shape[-1]):
+            total += _window_sum(cols[..., j], nd - 1)
+    else:
+        total = _window_sum(cols, nd)
     # elements per window: real inputs, plus explicit pads if count_include_pad,
     # never the extra positions ceil mode adds
     ones = np.ones((1, 1, *x.shape[2:]), dtype=x.dtype)

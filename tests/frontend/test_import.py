@@ -147,6 +147,36 @@ def test_conv_variants_match_onnxruntime(attrs) -> None:
     )
 
 
+@pytest.mark.parametrize("opset", [11, 13, 18, 19, 22])
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"kernel_shape": [2, 2], "strides": [2, 2]},
+        {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]},
+        {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1},
+        {"kernel_shape": [3, 2], "strides": [2, 1], "pads": [0, 1, 1, 0], "ceil_mode": 1},
+        {"kernel_shape": [2, 3, 2]},
+        {"kernel_shape": [3], "pads": [1, 1]},
+    ],
+)
+def test_average_pool_sums_in_onnxruntimes_order(opset, attrs) -> None:
+    """Bit for bit: onnxruntime sums windows column by column before opset 19
+    and row by row from it on; the importer records which (sum_order)."""
+    nd = len(attrs["kernel_shape"])
+    shape = [3, 4, 9, 11, 6][: 2 + nd]
+    model = make_model(
+        [helper.make_node("AveragePool", ["x"], ["y"], **attrs)],
+        [tensor("x", shape)],
+        [tensor("y", None)],
+        opset=opset,
+    )
+    x = rand(*shape) * 3
+    g = import_model(model)
+    (node,) = g.nodes.values()
+    assert node.attrs["sum_order"] == ("columns" if opset < 19 else "rows")
+    np.testing.assert_array_equal(axc.simulate(g, x)["y"], ort_run(model, {"x": x})[0])
+
+
 def test_old_opset_softmax_flattens_trailing_axes() -> None:
     model = make_model(
         [helper.make_node("Softmax", ["x"], ["y"], axis=1)],

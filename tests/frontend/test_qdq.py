@@ -307,3 +307,58 @@ def test_residual_add_and_average_pool_are_bit_exact(tmp_path, per_channel) -> N
         np.testing.assert_array_equal(ours, ort_integers(dst, name, test, level), err_msg=level)
     graph_ops = [n.op for n in axc.load(dst).topological()]
     assert graph_ops.count("QConv") == 3 and "QAdd" in graph_ops
+
+
+def ort_fused(model: Path, name: str, x: np.ndarray, saved: Path) -> np.ndarray:
+    """onnxruntime's result with all optimizations; the graph it actually ran
+    (its fused integer kernels) is saved to ``saved``."""
+    m = onnx.load(str(model))
+    wanted = integer_output(model)
+    m.graph.output.append(helper.make_empty_tensor_value_info(wanted))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(saved)
+    session = ort.InferenceSession(
+        m.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    return session.run([wanted], {name: x})[0]
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_residual_qdq_is_bit_exact_and_the_fused_pooling_difference_is_pinned(
+    tmp_path, per_channel
+) -> None:
+    """The residual CNN in QDQ format (3x3, depthwise and 1x1 convolutions,
+    residual Add, average pooling, Gemm).
+
+    axc equals onnxruntime's execution of the QDQ model's ONNX semantics bit
+    for bit. With all optimizations onnxruntime replaces
+    DequantizeLinear -> AveragePool -> QuantizeLinear by its QLinearAveragePool
+    kernel, which sums the window in another order and adds the zero point
+    before rounding (docs/arithmetic.md), so its fused result is not the QDQ
+    model's value. The test pins exactly that: axc, given the graph onnxruntime
+    ran (saved after its optimizations), equals onnxruntime's fused result bit
+    for bit, and the one rewritten integer kernel that rounds differently is
+    QLinearAveragePool."""
+    src, name, calib, test = residual_cnn(tmp_path)
+    qdq = ort_quantize(
+        src, tmp_path / "q.onnx", name, calib, per_channel=per_channel, reduce_range=True
+    )
+    ours = axc_integers(qdq, name, test)
+    np.testing.assert_array_equal(ours, ort_integers(qdq, name, test, "ORT_ENABLE_BASIC"))
+    graph_ops = [n.op for n in axc.load(qdq).topological()]
+    assert graph_ops.count("QConv") == 3 and "Add" in graph_ops and "QGemm" in graph_ops
+
+    saved = tmp_path / "ran.onnx"
+    fused = ort_fused(qdq, name, test, saved)
+    ran = onnx.load(str(saved))
+    rewritten = {n.op_type for n in ran.graph.node if n.domain == "com.microsoft"}
+    assert "QLinearAveragePool" in rewritten
+    np.testing.assert_array_equal(axc_integers_of(saved, name, test, integer_output(qdq)), fused)
+    assert (ours != fused).any()  # the pooling kernel's rounding, not the model's
+
+
+def axc_integers_of(model: Path, name: str, x: np.ndarray, wanted: str) -> np.ndarray:
+    seen: dict[str, np.ndarray] = {}
+    Executor(axc.load(model)).run({name: x}, observe=lambda n, v: seen.__setitem__(n, v))
+    return seen[wanted]
