@@ -2,31 +2,109 @@
 
 Values are freed as soon as their last consumer has run, so peak memory is
 that of the widest cut of the graph, not of the whole network.
+
+A batch is split across threads when every node treats the samples of a
+batch independently (checked once per graph): each thread runs the whole
+graph on its share with single-threaded kernels and BLAS. That keeps every
+core busy on small layers, where the start-up of a parallel kernel costs
+more than its work, and keeps Numba's and BLAS's thread pools from competing
+for the same cores. A batch of one runs on parallel kernels instead.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
+import numba
 import numpy as np
 
 from axc.errors import UserError
-from axc.ir import Graph, Node
+from axc.ir import BATCH, Graph, Node
 from axc.sim import int_kernels as _int_kernels  # noqa: F401  (registers the integer kernels)
 from axc.sim.kernels import KERNELS
 
 __all__ = ["Executor", "run"]
 
 
-class Executor:
-    """A graph prepared for repeated execution."""
+def _batch_local(graph: Graph, node: Node) -> bool:
+    """Whether ``node`` computes each sample of the batch from that sample alone."""
+    for name in (*node.inputs, *node.outputs):
+        if name and name not in graph.constants:
+            shape = graph.tensors[name].shape
+            if not shape or shape[0] != BATCH:
+                return False
+    a = node.attrs
+    if node.op in ("Concat", "Split", "Gather"):
+        return bool(a["axis"] != 0)
+    if node.op in ("Quantize", "Dequantize"):
+        return a.get("axis") != 0
+    if node.op == "Softmax":
+        return 0 not in a["axes"]
+    if node.op == "Slice":
+        return 0 not in a["axes"]
+    if node.op == "Pad":
+        rank = len(a["pads"]) // 2
+        return not (a["pads"][0] or a["pads"][rank])
+    if node.op == "Transpose":
+        return bool(a["perm"][0] == 0)
+    if node.op == "Reshape":
+        return bool(a["shape"][0] == BATCH)
+    return True
 
-    def __init__(self, graph: Graph) -> None:
+
+def default_threads() -> int:
+    """Threads for one run: NUMBA_NUM_THREADS when set, else the usable cores."""
+    if "NUMBA_NUM_THREADS" in os.environ:
+        return max(1, int(numba.config.NUMBA_NUM_THREADS))
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOL_LOCK = threading.Lock()
+_BLAS: Any = None
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    with _POOL_LOCK:
+        if workers not in _POOLS:
+            _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="axc-sim")
+        return _POOLS[workers]
+
+
+def _single_threaded_blas() -> AbstractContextManager[Any]:
+    """Limit BLAS to one thread while shards run (each shard is one thread)."""
+    global _BLAS
+    try:
+        if _BLAS is None:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS = ThreadpoolController()
+        return _BLAS.limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
+    except Exception:  # threadpoolctl missing or no BLAS found: run as is
+        return nullcontext()
+
+
+class Executor:
+    """A graph prepared for repeated execution.
+
+    ``threads`` bounds the threads one run uses (default: NUMBA_NUM_THREADS,
+    else the usable cores)."""
+
+    def __init__(self, graph: Graph, threads: int | None = None) -> None:
         missing = sorted({n.op for n in graph.nodes.values()} - set(KERNELS))
         if missing:
             raise UserError(f"the float executor cannot run ops {', '.join(missing)}")
         self.graph = graph
         self.order: list[Node] = graph.topological()
+        self.threads = max(1, threads if threads is not None else default_threads())
+        self.batch_separable = bool(self.order) and all(
+            _batch_local(graph, n) for n in self.order
+        )
         # integer results are computed in int64 and stored in their declared type
         self._dtypes = {
             t: graph.tensors[t].dtype.numpy_dtype()
@@ -91,6 +169,49 @@ class Executor:
         with every tensor's name and value as it is computed (calibration and
         golden caches use it)."""
         values = self._check_inputs(feeds)
+        if observe is None and self.batch_separable and self.threads > 1:
+            batch = min((v.shape[0] for v in values.values()), default=0)
+            if batch > 1:
+                return self._run_sharded(values, min(self.threads, batch))
+        return self._run(values, observe)
+
+    def _run_sharded(self, values: dict[str, np.ndarray], shards: int) -> dict[str, np.ndarray]:
+        batch = next(iter(values.values())).shape[0]
+        bounds = [batch * k // shards for k in range(shards + 1)]
+        parts = [
+            {name: v[lo:hi] for name, v in values.items()}
+            for lo, hi in zip(bounds, bounds[1:], strict=False)
+        ]
+
+        def shard(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            numba.set_num_threads(1)  # per thread: this shard's kernels run serially
+            return self._run(part, None)
+
+        with _single_threaded_blas():
+            futures = [_pool(self.threads).submit(shard, p) for p in parts[1:]]
+            first = self._run(parts[0], None, serial=True)
+            results = [first, *(f.result() for f in futures)]
+        constants = self.graph.constants
+        return {
+            name: constants[name]
+            if name in constants
+            else np.concatenate([r[name] for r in results], axis=0)
+            for name in self.graph.outputs
+        }
+
+    def _run(
+        self,
+        values: dict[str, np.ndarray],
+        observe: Callable[[str, np.ndarray], None] | None,
+        serial: bool = False,
+    ) -> dict[str, np.ndarray]:
+        if serial:
+            saved = numba.get_num_threads()
+            numba.set_num_threads(1)
+            try:
+                return self._run(values, observe)
+            finally:
+                numba.set_num_threads(saved)
         if observe is not None:
             for name, value in values.items():
                 observe(name, value)

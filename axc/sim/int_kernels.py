@@ -48,7 +48,45 @@ def _requant3(
             out[a, ch, k] = min(max(y, qmin), qmax)
 
 
-@numba.njit(parallel=True, cache=True)
+_BIG = np.int64(1) << 62
+
+
+@numba.njit(inline="always")
+def _finish_one(
+    t: Any,
+    off: int,
+    half_range: int,
+    mask: int,
+    wrap: bool,
+    narrow: bool,
+    float_mode: bool,
+    m: int,
+    s: int,
+    base: int,
+    corr: int,
+    f: Any,
+    zp: int,
+    qmin: int,
+    qmax: int,
+) -> int:  # pragma: no cover - compiled
+    """One accumulator: wrap(int(t) + off) requantized and saturated.
+
+    With ``narrow`` (accumulators of at most 32 bits, so |acc * m| < 2^62)
+    the arithmetic shift is taken as a logical shift of acc * m + half + 2^62
+    (``base``), minus 2^62 >> s (in ``corr``): a form AVX2 can vectorize."""
+    acc = np.int64(t) + off
+    if wrap:
+        acc = ((acc + half_range) & mask) - half_range
+    if float_mode:
+        y = np.int64(np.rint(np.float32(acc) * f)) + zp
+    elif narrow:
+        y = np.int64(np.uint64(acc * m + base) >> np.uint64(s)) - corr
+    else:
+        y = ((acc * m + base) >> s) + zp
+    return min(max(y, qmin), qmax)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _finish3(
     total: np.ndarray,
     offset: np.ndarray,
@@ -65,24 +103,96 @@ def _finish3(
     """acc = wrap(int(total) + offset[c]), then requantized in one pass: with the
     fixed-point rule, or (``float_mode``) round_half_even(float32(acc) * scale)."""
     n, c, r = total.shape
-    half_range = np.int64(1) << (acc_bits - 1)
+    half_range = np.int64(1) << (min(acc_bits, 63) - 1)
     mask = (half_range << 1) - 1
+    wrap = acc_bits < 64
+    narrow = acc_bits <= 32
     for i in numba.prange(n * c):
         a, ch = i // c, i % c
         m = mult[ch] if mult.size > 1 else mult[0]
         s = shift[ch] if shift.size > 1 else shift[0]
         f = scale[ch] if scale.size > 1 else scale[0]
-        half = np.int64(1) << (s - 1)
+        base = np.int64(1) << (s - 1)
+        corr = -zp
+        if narrow:
+            base += _BIG
+            corr += _BIG >> s
         off = offset[ch]
+        row, dst = total[a, ch], out[a, ch]
         for k in range(r):
-            acc = np.int64(total[a, ch, k]) + off
-            if acc_bits < 64:
-                acc = ((acc + half_range) & mask) - half_range
-            if float_mode:
-                y = np.int64(np.rint(np.float32(acc) * f)) + zp
-            else:
-                y = ((acc * m + half) >> s) + zp
-            out[a, ch, k] = min(max(y, qmin), qmax)
+            dst[k] = _finish_one(
+                row[k],
+                off,
+                half_range,
+                mask,
+                wrap,
+                narrow,
+                float_mode,
+                m,
+                s,
+                base,
+                corr,
+                f,
+                zp,
+                qmin,
+                qmax,
+            )
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _finish_last(
+    total: np.ndarray,
+    offset: np.ndarray,
+    acc_bits: int,
+    float_mode: bool,
+    mult: np.ndarray,
+    shift: np.ndarray,
+    scale: np.ndarray,
+    zp: int,
+    qmin: int,
+    qmax: int,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """As _finish3 for (rows, C) with the channel last, as a GEMM leaves it."""
+    n, c = total.shape
+    half_range = np.int64(1) << (min(acc_bits, 63) - 1)
+    mask = (half_range << 1) - 1
+    wrap = acc_bits < 64
+    narrow = acc_bits <= 32
+    mult_c = np.empty(c, np.int64)
+    shift_c = np.empty(c, np.int64)
+    scale_c = np.empty(c, np.float32)
+    base_c = np.empty(c, np.int64)
+    corr_c = np.empty(c, np.int64)
+    for ch in range(c):
+        mult_c[ch] = mult[ch] if mult.size > 1 else mult[0]
+        shift_c[ch] = shift[ch] if shift.size > 1 else shift[0]
+        scale_c[ch] = scale[ch] if scale.size > 1 else scale[0]
+        base_c[ch] = np.int64(1) << (shift_c[ch] - 1)
+        corr_c[ch] = -zp
+        if narrow:
+            base_c[ch] += _BIG
+            corr_c[ch] += _BIG >> shift_c[ch]
+    for i in numba.prange(n):
+        row, dst = total[i], out[i]
+        for ch in range(c):
+            dst[ch] = _finish_one(
+                row[ch],
+                offset[ch],
+                half_range,
+                mask,
+                wrap,
+                narrow,
+                float_mode,
+                mult_c[ch],
+                shift_c[ch],
+                base_c[ch],
+                corr_c[ch],
+                scale_c[ch],
+                zp,
+                qmin,
+                qmax,
+            )
 
 
 @numba.njit(parallel=True, cache=True)
@@ -197,15 +307,18 @@ def storage(qmin: int, qmax: int) -> np.dtype:
     return np.dtype(np.int64)
 
 
-def finish(total: np.ndarray, offset: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
-    """Accumulator sums (N, C, R), exact integers in any numeric dtype, plus a
-    per-channel integer offset (bias and zero-point corrections), wrapped to
-    ``acc_bits`` and requantized, in one pass, into the output's storage type."""
+def finish(
+    total: np.ndarray, offset: np.ndarray, attrs: dict[str, Any], channel_last: bool = False
+) -> np.ndarray:
+    """Accumulator sums (N, C, R), or (rows, C) with ``channel_last``, exact
+    integers in any numeric dtype, plus a per-channel integer offset (bias and
+    zero-point corrections), wrapped to ``acc_bits`` and requantized, in one
+    pass, into the output's storage type."""
     req = attrs["requant"]
     out = np.empty(total.shape, storage(req["qmin"], req["qmax"]))
     float_mode = req.get("mode") == "float32"
     one = np.ones(1, np.int64)
-    _finish3(
+    (_finish_last if channel_last else _finish3)(
         total,
         np.ascontiguousarray(offset, np.int64),
         int(attrs["acc_bits"]),
@@ -421,8 +534,8 @@ def qgemm(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]
     if bias is not None:
         offset = offset + bias.astype(np.int64)
     bound_w = _operand_bound(w.dtype, attrs["w_zero_point"], raw)
-    total = _accumulate(wf, af.T, bound_w, _operand_bound(a.dtype, za, raw))  # (N, rows)
-    out = finish(total.T[:, :, None], offset, attrs)  # one GEMM, then (rows, N, 1)
+    total = _accumulate(af, wf.T, _operand_bound(a.dtype, za, raw), bound_w)  # (rows, N)
+    out = finish(total, offset, attrs, channel_last=True)
     return [out.reshape(*a.shape[:-1], w.shape[0])]
 
 

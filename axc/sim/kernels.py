@@ -143,7 +143,7 @@ def _tiles(x: np.ndarray, attrs: dict[str, Any]) -> np.ndarray | None:
     return x.reshape(shape)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _max_pool2d(
     x: np.ndarray,
     kh: int,
@@ -156,27 +156,40 @@ def _max_pool2d(
     dw: int,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
+    """Each window clipped to the input (bounds computed once per output row
+    and column), then scanned with no tests per element."""
     n, c, h, w = x.shape
     oh, ow = out.shape[2], out.shape[3]
+    u_lo, u_hi = np.empty(oh, np.int64), np.empty(oh, np.int64)
+    v_lo, v_hi = np.empty(ow, np.int64), np.empty(ow, np.int64)
+    for y in range(oh):
+        r0 = y * sh - ph
+        u_lo[y] = max(0, (-r0 + dh - 1) // dh)
+        u_hi[y] = min(kh, (h - 1 - r0) // dh + 1)
+    for z in range(ow):
+        q0 = z * sw - pw
+        v_lo[z] = max(0, (-q0 + dw - 1) // dw)
+        v_hi[z] = min(kw, (w - 1 - q0) // dw + 1)
     for i in numba.prange(n * c):
-        a, ch = i // c, i % c
+        src, dst = x[i // c, i % c], out[i // c, i % c]
         for y in range(oh):
+            r0 = y * sh - ph
+            full_rows = u_lo[y] == 0 and u_hi[y] == kh
             for z in range(ow):
-                best = x[a, ch, 0, 0]
-                found = False
-                for u in range(kh):
-                    r = y * sh - ph + u * dh
-                    if r < 0 or r >= h:
-                        continue
-                    for v in range(kw):
-                        q = z * sw - pw + v * dw
-                        if q < 0 or q >= w:
-                            continue
-                        value = x[a, ch, r, q]
-                        if not found or value > best:
+                q0 = z * sw - pw
+                if full_rows and v_lo[z] == 0 and v_hi[z] == kw and kh == 2 and kw == 2:
+                    a0, a1 = src[r0, q0], src[r0, q0 + dw]  # the common 2x2 window, unrolled
+                    b0, b1 = src[r0 + dh, q0], src[r0 + dh, q0 + dw]
+                    dst[y, z] = max(max(a0, a1), max(b0, b1))
+                    continue
+                best = src[r0 + u_lo[y] * dh, q0 + v_lo[z] * dw]
+                for u in range(u_lo[y], u_hi[y]):
+                    row = r0 + u * dh
+                    for v in range(v_lo[z], v_hi[z]):
+                        value = src[row, q0 + v * dw]
+                        if value > best:
                             best = value
-                            found = True
-                out[a, ch, y, z] = best
+                dst[y, z] = best
 
 
 @kernel("MaxPool")
