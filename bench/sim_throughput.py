@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import tempfile
@@ -44,6 +45,7 @@ def session(model: str | bytes) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     options.inter_op_num_threads = 1
+    options.log_severity_level = 3
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
@@ -63,6 +65,7 @@ def ort_int8(path: Path, name: str, calib: np.ndarray, folder: Path) -> Path:
             return next(self.items, None)
 
     out = folder / f"{path.stem}.qdq.onnx"
+    logging.getLogger().setLevel(logging.ERROR)  # its advice on pre-processing, per layer
     quantize_static(
         str(path),
         str(out),

@@ -13,6 +13,7 @@ for the same cores. A batch of one runs on parallel kernels instead.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,7 @@ import numpy as np
 from axc.errors import UserError
 from axc.ir import BATCH, Graph, Node
 from axc.sim import int_kernels as _int_kernels  # noqa: F401  (registers the integer kernels)
-from axc.sim.kernels import KERNELS
+from axc.sim.kernels import KERNELS, PLANS
 
 __all__ = ["Executor", "run"]
 
@@ -60,7 +61,7 @@ def _batch_local(graph: Graph, node: Node) -> bool:
 def default_threads() -> int:
     """Threads for one run: NUMBA_NUM_THREADS when set, else the usable cores."""
     if "NUMBA_NUM_THREADS" in os.environ:
-        return max(1, int(numba.config.NUMBA_NUM_THREADS))
+        return max(1, int(getattr(numba.config, "NUMBA_NUM_THREADS", 1)))
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
@@ -84,7 +85,7 @@ def _single_threaded_blas() -> AbstractContextManager[Any]:
             from threadpoolctl import ThreadpoolController
 
             _BLAS = ThreadpoolController()
-        return _BLAS.limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
+        return _BLAS.limit(limits=1, user_api="blas")
     except Exception:  # threadpoolctl missing or no BLAS found: run as is
         return nullcontext()
 
@@ -102,9 +103,7 @@ class Executor:
         self.graph = graph
         self.order: list[Node] = graph.topological()
         self.threads = max(1, threads if threads is not None else default_threads())
-        self.batch_separable = bool(self.order) and all(
-            _batch_local(graph, n) for n in self.order
-        )
+        self.batch_separable = bool(self.order) and all(_batch_local(graph, n) for n in self.order)
         # integer results are computed in int64 and stored in their declared type
         self._dtypes = {
             t: graph.tensors[t].dtype.numpy_dtype()
@@ -112,6 +111,7 @@ class Executor:
             for t in n.outputs
             if t and not graph.tensors[t].dtype.is_float
         }
+        self._calls = [self._plan(n) for n in self.order]
         last_use: dict[str, int] = {}
         for step, node in enumerate(self.order):
             for name in node.inputs:
@@ -121,6 +121,17 @@ class Executor:
         for name, step in last_use.items():
             if name not in keep and name not in graph.constants:
                 self._free_after[step].append(name)
+
+    def _plan(self, node: Node) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
+        constants = self.graph.constants
+        planner = PLANS.get(node.op)
+        if planner is not None and all(not t or t in constants for t in node.inputs[1:]):
+            operands = [None, *(constants[t] if t else None for t in node.inputs[1:])]
+            prepared = planner(node.attrs, operands)
+            if prepared is not None:
+                return prepared
+        kernel, attrs = KERNELS[node.op], node.attrs
+        return lambda args: kernel(attrs, args)
 
     def _check_inputs(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         values: dict[str, np.ndarray] = {}
@@ -179,8 +190,7 @@ class Executor:
         batch = next(iter(values.values())).shape[0]
         bounds = [batch * k // shards for k in range(shards + 1)]
         parts = [
-            {name: v[lo:hi] for name, v in values.items()}
-            for lo, hi in zip(bounds, bounds[1:], strict=False)
+            {name: v[lo:hi] for name, v in values.items()} for lo, hi in itertools.pairwise(bounds)
         ]
 
         def shard(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -220,7 +230,7 @@ class Executor:
             args = [
                 values[t] if t in values else constants.get(t) if t else None for t in node.inputs
             ]
-            results = KERNELS[node.op](node.attrs, args)  # type: ignore[arg-type]
+            results = self._calls[step](args)  # type: ignore[arg-type]
             for name, value in zip(node.outputs, results, strict=True):
                 want = self._dtypes.get(name)
                 values[name] = value if want is None or value.dtype == want else value.astype(want)

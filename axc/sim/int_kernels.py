@@ -10,14 +10,15 @@ reduction split into chunks short enough that every partial sum stays below
 
 from __future__ import annotations
 
+import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numba
 import numpy as np
 
-from axc.sim.kernels import _pad_spatial, _pool_windows, _windows, kernel
+from axc.sim.kernels import PLANS, _pad_spatial, _pool_windows, _windows, kernel
 
 __all__ = ["exact_matmul", "requantize"]
 
@@ -27,7 +28,7 @@ _IM2COL_BYTES = 128 << 20  # bound on one im2col buffer; larger batches are proc
 
 
 # ------------------------------------------------------------- numba parts
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _requant3(
     acc: np.ndarray,
     mult: np.ndarray,
@@ -54,21 +55,21 @@ _BIG = np.int64(1) << 62
 @numba.njit(inline="always")
 def _finish_one(
     t: Any,
-    off: int,
-    half_range: int,
-    mask: int,
-    wrap: bool,
-    narrow: bool,
-    float_mode: bool,
-    m: int,
-    s: int,
-    base: int,
-    corr: int,
+    off: Any,
+    half_range: Any,
+    mask: Any,
+    wrap: Any,
+    narrow: Any,
+    float_mode: Any,
+    m: Any,
+    s: Any,
+    base: Any,
+    corr: Any,
     f: Any,
-    zp: int,
-    qmin: int,
-    qmax: int,
-) -> int:  # pragma: no cover - compiled
+    zp: Any,
+    qmin: Any,
+    qmax: Any,
+) -> Any:  # pragma: no cover - compiled
     """One accumulator: wrap(int(t) + off) requantized and saturated.
 
     With ``narrow`` (accumulators of at most 32 bits, so |acc * m| < 2^62)
@@ -195,7 +196,7 @@ def _finish_last(
             )
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _quantize3(
     x: np.ndarray,
     offset_first: bool,
@@ -218,7 +219,7 @@ def _quantize3(
             out[a, ch, k] = min(max(q, qmin), qmax)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _qadd(
     a: np.ndarray,
     b: np.ndarray,
@@ -239,7 +240,7 @@ def _qadd(
         out[i] = min(max(y, qmin), qmax)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _divide_round_half_up(
     total: np.ndarray, count: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
@@ -307,6 +308,42 @@ def storage(qmin: int, qmax: int) -> np.dtype:
     return np.dtype(np.int64)
 
 
+class _Requant:
+    """A node's requantizer attributes as the arrays the compiled kernels take."""
+
+    def __init__(self, attrs: dict[str, Any]) -> None:
+        req = attrs["requant"]
+        self.float_mode = req.get("mode") == "float32"
+        one = np.ones(1, np.int64)
+        self.mult = one if self.float_mode else np.asarray(req["multiplier"], np.int64)
+        self.shift = one if self.float_mode else np.asarray(req["shift"], np.int64)
+        self.scale = (
+            np.asarray(req["scale"], np.float32) if self.float_mode else np.ones(1, np.float32)
+        )
+        self.acc_bits = int(attrs["acc_bits"])
+        self.zp, self.qmin, self.qmax = int(req["zero_point"]), int(req["qmin"]), int(req["qmax"])
+        self.dtype = storage(self.qmin, self.qmax)
+
+    def __call__(
+        self, total: np.ndarray, offset: np.ndarray, channel_last: bool = False
+    ) -> np.ndarray:
+        out = np.empty(total.shape, self.dtype)
+        (_finish_last if channel_last else _finish3)(
+            total,
+            offset,
+            self.acc_bits,
+            self.float_mode,
+            self.mult,
+            self.shift,
+            self.scale,
+            self.zp,
+            self.qmin,
+            self.qmax,
+            out,
+        )
+        return out
+
+
 def finish(
     total: np.ndarray, offset: np.ndarray, attrs: dict[str, Any], channel_last: bool = False
 ) -> np.ndarray:
@@ -314,24 +351,7 @@ def finish(
     integers in any numeric dtype, plus a per-channel integer offset (bias and
     zero-point corrections), wrapped to ``acc_bits`` and requantized, in one
     pass, into the output's storage type."""
-    req = attrs["requant"]
-    out = np.empty(total.shape, storage(req["qmin"], req["qmax"]))
-    float_mode = req.get("mode") == "float32"
-    one = np.ones(1, np.int64)
-    (_finish_last if channel_last else _finish3)(
-        total,
-        np.ascontiguousarray(offset, np.int64),
-        int(attrs["acc_bits"]),
-        float_mode,
-        one if float_mode else np.asarray(req["multiplier"], np.int64),
-        one if float_mode else np.asarray(req["shift"], np.int64),
-        np.asarray(req["scale"], np.float32) if float_mode else np.ones(1, np.float32),
-        int(req["zero_point"]),
-        int(req["qmin"]),
-        int(req["qmax"]),
-        out,
-    )
-    return out
+    return _Requant(attrs)(total, np.ascontiguousarray(offset, np.int64), channel_last)
 
 
 def _wrap(acc: np.ndarray, bits: int) -> np.ndarray:
@@ -405,7 +425,7 @@ def _accumulate(w: np.ndarray, cols: np.ndarray, bound_w: int, bound_x: int) -> 
     return total
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _im2col_kernel(
     x: np.ndarray,
     c0: int,
@@ -450,96 +470,134 @@ def _im2col2d(
     return out.reshape(k, -1) if across else out
 
 
+class _Linear:
+    """What a QConv or QGemm computes before seeing its input: float32 weights,
+    the per-channel offset (bias and zero-point corrections) and the requantizer."""
+
+    def __init__(self, attrs: dict[str, Any], w: np.ndarray, bias: np.ndarray | None) -> None:
+        self.attrs = attrs
+        self.zx = int(attrs["x_zero_point"])
+        m = w.shape[0]
+        # With symmetric weights, sum((x - zx) w) = sum(x w) - zx sum(w): the raw
+        # activations are narrower than centered ones, so float32 chunks are longer.
+        # Padding holds zx, whose products the correction cancels too.
+        self.wf, sums, self.raw = _prepared(w, attrs["w_zero_point"])
+        offset = -self.zx * sums if self.raw else np.zeros(m, np.int64)
+        if bias is not None:
+            offset = offset + bias.astype(np.int64)
+        self.offset = np.ascontiguousarray(offset, np.int64)
+        self.bound_w = _operand_bound(w.dtype, attrs["w_zero_point"], self.raw)
+        self.w_shape = w.shape
+        self.requant = _Requant(attrs)
+        self._bounds: dict[np.dtype, int] = {}
+
+    def bound_x(self, dtype: np.dtype) -> int:
+        if dtype not in self._bounds:
+            self._bounds[dtype] = _operand_bound(dtype, self.zx, self.raw)
+        return self._bounds[dtype]
+
+    def input(self, x: np.ndarray) -> np.ndarray:
+        """The input as float32 operands: raw codes, or centered on the zero point."""
+        return x.astype(np.float32) if self.raw else _centered(x, self.zx)
+
+
+class _QConv(_Linear):
+    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+        x, attrs = args[0], self.attrs
+        nd, group = len(attrs["kernel_shape"]), attrs["group"]
+        m, cin = self.w_shape[0], self.w_shape[1]
+        mg = m // group
+        xf = _pad_spatial(self.input(x), attrs["pads"], float(self.zx) if self.raw else 0.0)
+        bound_x = self.bound_x(x.dtype)
+        kernel_shape, strides = attrs["kernel_shape"], attrs["strides"]
+        out_spatial = [
+            (xf.shape[2 + i] - ((kernel_shape[i] - 1) * attrs["dilations"][i] + 1)) // strides[i]
+            + 1
+            for i in range(nd)
+        ]
+        pixels = math.prod(out_spatial)
+        n = x.shape[0]
+        pointwise = all(k == 1 for k in kernel_shape) and all(s == 1 for s in strides)
+        k = cin * math.prod(kernel_shape)
+        step = n if pointwise else max(1, _IM2COL_BYTES // max(1, pixels * k * 4))
+        # Few output pixels: one GEMM over the whole batch, (K, N * P), beats N small ones.
+        across = pixels < 64
+        total: np.ndarray | None = None
+        for start in range(0, n, step):
+            part = xf[start : start + step]
+            count = part.shape[0]
+            for g in range(group):
+                cols: np.ndarray
+                if pointwise:
+                    cols = part[:, g * cin : (g + 1) * cin].reshape(count, cin, pixels)
+                    if across:
+                        cols = np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(cin, -1)
+                elif nd == 2 and pixels <= 256:  # numpy's strided copy wins on large maps
+                    cols = _im2col2d(part, g * cin, cin, attrs, out_spatial, across)
+                else:
+                    view = _windows(part[:, g * cin : (g + 1) * cin], attrs, out_spatial)
+                    kernel_axes = tuple(range(2 + nd, 2 + 2 * nd))
+                    if across:
+                        order = (1, *kernel_axes, 0, *range(2, 2 + nd))
+                        cols = np.ascontiguousarray(view.transpose(order)).reshape(k, -1)
+                    else:
+                        order = (0, 1, *kernel_axes, *range(2, 2 + nd))
+                        cols = np.ascontiguousarray(view.transpose(order)).reshape(count, k, pixels)
+                y = _accumulate(self.wf[g * mg : (g + 1) * mg], cols, self.bound_w, bound_x)
+                if across and step >= n and group == 1:
+                    # requantize (M, N * P) as it lies, then move the narrow result to NCHW
+                    out = self.requant(y[None], self.offset).reshape(m, n, pixels)
+                    out = np.ascontiguousarray(out.transpose(1, 0, 2))
+                    return [out.reshape(n, m, *out_spatial)]
+                if across:  # (Mg, N * P) -> a (N, Mg, P) view
+                    y = y.reshape(-1, count, pixels).transpose(1, 0, 2)
+                if total is None:
+                    if step >= n and group == 1:
+                        total = y
+                        break
+                    total = np.empty((n, m, pixels), y.dtype)
+                total[start : start + part.shape[0], g * mg : (g + 1) * mg] = y
+        assert total is not None
+        return [self.requant(total, self.offset).reshape(n, m, *out_spatial)]
+
+
+class _QGemm(_Linear):
+    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+        a = args[0]
+        rows = a.reshape(-1, a.shape[-1])
+        # (rows, K) by (K, N): the result lies channel-last, as requantized
+        total = _accumulate(self.input(rows), self.wf.T, self.bound_x(a.dtype), self.bound_w)
+        out = self.requant(total, self.offset, channel_last=True)
+        return [out.reshape(*a.shape[:-1], self.w_shape[0])]
+
+
+def _bias(args: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    return args[2] if len(args) > 2 and args[2] is not None else None
+
+
 @kernel("QConv")
 def qconv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
-    x, w = args[0], args[1]
-    bias = args[2] if len(args) > 2 and args[2] is not None else None
-    nd, group = len(attrs["kernel_shape"]), attrs["group"]
-    m, cin = w.shape[0], w.shape[1]
-    mg = m // group
-    zx = int(attrs["x_zero_point"])
-    # With symmetric weights, sum((x - zx) w) = sum(x w) - zx sum(w): the raw
-    # activations are narrower than centered ones, so float32 chunks are longer.
-    # Padding holds zx, whose products the correction cancels too.
-    wf, sums, raw = _prepared(w, attrs["w_zero_point"])
-    if raw:
-        xf = _pad_spatial(x.astype(np.float32), attrs["pads"], float(zx))
-        offset = -zx * sums
-    else:
-        xf = _pad_spatial(_centered(x, zx), attrs["pads"], 0.0)
-        offset = np.zeros(m, np.int64)
-    if bias is not None:
-        offset = offset + bias.astype(np.int64)
-    bound_x = _operand_bound(x.dtype, zx, raw)
-    bound_w = _operand_bound(w.dtype, attrs["w_zero_point"], raw)
-    kernel_shape, strides = attrs["kernel_shape"], attrs["strides"]
-    out_spatial = [
-        (xf.shape[2 + i] - ((kernel_shape[i] - 1) * attrs["dilations"][i] + 1)) // strides[i] + 1
-        for i in range(nd)
-    ]
-    pixels = int(np.prod(out_spatial))
-    n = x.shape[0]
-    pointwise = all(k == 1 for k in kernel_shape) and all(s == 1 for s in strides)
-    k = cin * int(np.prod(kernel_shape))
-    step = n if pointwise else max(1, _IM2COL_BYTES // max(1, pixels * k * 4))
-    # Few output pixels: one GEMM over the whole batch, (K, N * P), beats N small ones.
-    across = pixels < 64
-    total: np.ndarray | None = None
-    for start in range(0, n, step):
-        part = xf[start : start + step]
-        count = part.shape[0]
-        for g in range(group):
-            cols: np.ndarray
-            if pointwise:
-                cols = part[:, g * cin : (g + 1) * cin].reshape(count, cin, pixels)
-                if across:
-                    cols = np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(cin, -1)
-            elif nd == 2 and pixels <= 256:  # numpy's strided copy wins on large maps
-                cols = _im2col2d(part, g * cin, cin, attrs, out_spatial, across)
-            else:
-                view = _windows(part[:, g * cin : (g + 1) * cin], attrs, out_spatial)
-                kernel_axes = tuple(range(2 + nd, 2 + 2 * nd))
-                if across:
-                    order = (1, *kernel_axes, 0, *range(2, 2 + nd))
-                    cols = np.ascontiguousarray(view.transpose(order)).reshape(k, -1)
-                else:
-                    order = (0, 1, *kernel_axes, *range(2, 2 + nd))
-                    cols = np.ascontiguousarray(view.transpose(order)).reshape(count, k, pixels)
-            y = _accumulate(wf[g * mg : (g + 1) * mg], cols, bound_w, bound_x)
-            if across and step >= n and group == 1:
-                # requantize (M, N * P) as it lies, then move the narrow result to NCHW
-                out = finish(y[None], offset, attrs).reshape(m, n, pixels)
-                return [np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(n, m, *out_spatial)]
-            if across:  # (Mg, N * P) -> a (N, Mg, P) view
-                y = y.reshape(-1, count, pixels).transpose(1, 0, 2)
-            if total is None:
-                if step >= n and group == 1:
-                    total = y
-                    break
-                total = np.empty((n, m, pixels), y.dtype)
-            total[start : start + part.shape[0], g * mg : (g + 1) * mg] = y
-    assert total is not None
-    return [finish(total, offset, attrs).reshape(n, m, *out_spatial)]
+    return _QConv(attrs, args[1], _bias(args))(args)
 
 
 @kernel("QGemm")
 def qgemm(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
-    a, w = args[0], args[1]
-    bias = args[2] if len(args) > 2 and args[2] is not None else None
-    za = int(attrs["x_zero_point"])
-    wf, sums, raw = _prepared(w, attrs["w_zero_point"])
-    rows = a.reshape(-1, a.shape[-1])
-    af = rows.astype(np.float32) if raw else _centered(rows, za)
-    offset = -za * sums if raw else np.zeros(w.shape[0], np.int64)
-    if bias is not None:
-        offset = offset + bias.astype(np.int64)
-    bound_w = _operand_bound(w.dtype, attrs["w_zero_point"], raw)
-    total = _accumulate(af, wf.T, _operand_bound(a.dtype, za, raw), bound_w)  # (rows, N)
-    out = finish(total, offset, attrs, channel_last=True)
-    return [out.reshape(*a.shape[:-1], w.shape[0])]
+    return _QGemm(attrs, args[1], _bias(args))(args)
 
 
-@numba.njit(parallel=True, cache=True)
+def _plan_linear(cls: type[_Linear]) -> Callable[..., Any]:
+    def plan(attrs: dict[str, Any], consts: Sequence[np.ndarray | None]) -> Any:
+        w = consts[1]
+        return None if w is None else cls(attrs, w, _bias(consts))
+
+    return plan
+
+
+PLANS["QConv"] = _plan_linear(_QConv)
+PLANS["QGemm"] = _plan_linear(_QGemm)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _qadd_float32(
     a: np.ndarray,
     b: np.ndarray,

@@ -21,6 +21,13 @@ __all__ = ["KERNELS"]
 
 Kernel = Callable[[dict[str, Any], Sequence[np.ndarray]], list[np.ndarray]]
 KERNELS: dict[str, Kernel] = {}
+# Optional per-op planners, for nodes whose operands after the first are all
+# constant: given the node's attributes and its operands (None for the first,
+# and for absent ones), return a callable on the operands that has done once,
+# at Executor construction, what does not depend on the first (weight
+# conversion, requantizer arrays); or None to use the plain kernel.
+Prepared = Callable[[Sequence[np.ndarray]], list[np.ndarray]]
+PLANS: dict[str, Callable[[dict[str, Any], Sequence[np.ndarray | None]], Prepared | None]] = {}
 
 
 def kernel(*ops: str) -> Callable[[Kernel], Kernel]:
@@ -46,11 +53,19 @@ def _activate(y: np.ndarray, activation: str | None) -> np.ndarray:
 
 
 def _pad_spatial(x: np.ndarray, pads: Sequence[int], fill: float) -> np.ndarray:
+    """``x`` with its trailing axes padded by ``pads`` (all begins, then all ends)."""
     nd = len(pads) // 2
     if not any(pads):
         return x
-    widths = [(0, 0)] * (x.ndim - nd) + [(pads[i], pads[nd + i]) for i in range(nd)]
-    return np.pad(x, widths, mode="constant", constant_values=fill)
+    lead = x.ndim - nd
+    shape = list(x.shape[:lead]) + [x.shape[lead + i] + pads[i] + pads[nd + i] for i in range(nd)]
+    out = np.full(shape, fill, x.dtype)
+    inner: tuple[Any, ...] = (
+        Ellipsis,
+        *(slice(pads[i], pads[i] + x.shape[lead + i]) for i in range(nd)),
+    )
+    out[inner] = x
+    return out
 
 
 def _windows(x: np.ndarray, attrs: dict[str, Any], out_spatial: Sequence[int]) -> np.ndarray:
@@ -253,7 +268,7 @@ def average_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.n
     return [(total / counts).astype(x.dtype)]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _global_mean(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     rows, size = x.shape
     for i in numba.prange(rows):

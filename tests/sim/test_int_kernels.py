@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -172,6 +174,20 @@ def test_numba_requantize_matches_numpy_reference() -> None:
             "dilations": (1, 1),
             "ceil_mode": True,
         },
+        {  # the unrolled 2x2 window, and clipped ones at the ceil-mode edge
+            "kernel_shape": (2, 2),
+            "strides": (2, 2),
+            "pads": (0, 0, 0, 0),
+            "dilations": (1, 1),
+            "ceil_mode": True,
+        },
+        {
+            "kernel_shape": (2, 2),
+            "strides": (1, 1),
+            "pads": (1, 0, 0, 1),
+            "dilations": (2, 2),
+            "ceil_mode": False,
+        },
     ],
 )
 def test_integer_max_pool_matches_float_path(attrs) -> None:
@@ -180,3 +196,27 @@ def test_integer_max_pool_matches_float_path(attrs) -> None:
     expected = KERNELS["MaxPool"](attrs, [x.astype(np.float32)])[0]
     assert got.dtype == np.int8
     np.testing.assert_array_equal(got, expected.astype(np.int8))
+
+
+@pytest.mark.parametrize("acc_bits", [16, 32, 40, 64])
+@pytest.mark.parametrize("channel_last", [False, True])
+def test_finish_wraps_and_requantizes_like_the_arith_reference(acc_bits, channel_last) -> None:
+    """The compiled requantizer (including its logical-shift form for
+    accumulators of up to 32 bits) against axc.arith on extreme values."""
+    from axc.sim.int_kernels import finish
+
+    r = Requantizer.from_scale(RNG.uniform(1e-6, 0.9, 5), -3, -128, 127)
+    r = dataclasses.replace(  # the largest multiplier with a small shift
+        r, multiplier=((1 << 31) - 1, *r.multiplier[1:]), shift=(31, *r.shift[1:])
+    )
+    total = RNG.integers(-(2**31), 2**31, (4, 5, 7), dtype=np.int64)
+    total[0, :, 0], total[1, :, 0] = -(2**31), 2**31 - 1
+    offset = RNG.integers(-(2**20), 2**20, 5)
+    attrs = {"acc_bits": acc_bits, "requant": r.to_attr()}
+    expected = r.apply(wrap(total + offset[None, :, None], acc_bits), axis=1)
+    if channel_last:
+        rows = np.ascontiguousarray(total.transpose(0, 2, 1)).reshape(-1, 5)
+        got = finish(rows, offset, attrs, channel_last=True).reshape(4, 7, 5).transpose(0, 2, 1)
+    else:
+        got = finish(total, offset, attrs)
+    np.testing.assert_array_equal(got, expected)
