@@ -52,44 +52,72 @@ def _requant3(
 _BIG = np.int64(1) << 62
 
 
-@numba.njit(inline="always")
-def _finish_one(
-    t: Any,
-    off: Any,
-    half_range: Any,
-    mask: Any,
-    wrap: Any,
-    narrow: Any,
-    float_mode: Any,
-    m: Any,
-    s: Any,
-    base: Any,
-    corr: Any,
-    f: Any,
-    zp: Any,
-    qmin: Any,
-    qmax: Any,
-) -> Any:  # pragma: no cover - compiled
-    """One accumulator: wrap(int(t) + off) requantized and saturated.
+@numba.njit(cache=True, nogil=True)
+def _finish_row(
+    row: np.ndarray,
+    dst: np.ndarray,
+    small: bool,
+    off: int,
+    acc_bits: int,
+    float_mode: bool,
+    m: int,
+    s: int,
+    f: float,
+    zp: int,
+    qmin: int,
+    qmax: int,
+) -> None:  # pragma: no cover - compiled
+    """dst = saturate(requantize(wrap(int(row) + off))), one loop per case so
+    that each vectorizes.
 
-    With ``narrow`` (accumulators of at most 32 bits, so |acc * m| < 2^62)
-    the arithmetic shift is taken as a logical shift of acc * m + half + 2^62
-    (``base``), minus 2^62 >> s (in ``corr``): a form AVX2 can vectorize."""
-    acc = np.int64(t) + off
-    if wrap:
-        acc = ((acc + half_range) & mask) - half_range
+    ``small``: every value of ``row`` fits int32 (float32 sums are exact only
+    below 2^24), so it converts through int32, which AVX2 does in vector form.
+    Accumulators of at most 32 bits are kept visibly 32-bit (a truncation that
+    cannot change them), so acc * m becomes a 32x32->64-bit vector multiply;
+    the arithmetic shift is a logical shift of acc * m + half + 2^62, minus
+    2^62 >> s (|acc * m| < 2^62 since m < 2^31)."""
+    n = row.size
+    half_range = np.int64(1) << (min(acc_bits, 63) - 1)
+    mask = (half_range << 1) - 1
     if float_mode:
-        y = np.int64(np.rint(np.float32(acc) * f)) + zp
-    elif narrow:
-        y = np.int64(np.uint64(acc * m + base) >> np.uint64(s)) - corr
+        f32 = np.float32(f)
+        for k in range(n):
+            t = np.int64(np.int32(row[k])) if small else np.int64(row[k])
+            acc = t + off
+            if acc_bits < 64:
+                acc = ((acc + half_range) & mask) - half_range
+            y = np.int64(np.rint(np.float32(acc) * f32)) + zp
+            dst[k] = min(max(y, qmin), qmax)
+    elif acc_bits <= 32:
+        base = (np.int64(1) << (s - 1)) + _BIG
+        corr = (_BIG >> s) - zp
+        us = np.uint64(s)
+        m32 = np.int64(np.int32(m))
+        if small and acc_bits == 32:
+            for k in range(n):
+                acc = np.int64(np.int32(np.int64(np.int32(row[k])) + off))
+                y = np.int64(np.uint64(acc * m32 + base) >> us) - corr
+                dst[k] = min(max(y, qmin), qmax)
+        else:
+            for k in range(n):
+                acc = ((np.int64(row[k]) + off + half_range) & mask) - half_range
+                acc = np.int64(np.int32(acc))
+                y = np.int64(np.uint64(acc * m32 + base) >> us) - corr
+                dst[k] = min(max(y, qmin), qmax)
     else:
-        y = ((acc * m + base) >> s) + zp
-    return min(max(y, qmin), qmax)
+        half = np.int64(1) << (s - 1)
+        for k in range(n):
+            acc = np.int64(row[k]) + off
+            if acc_bits < 64:
+                acc = ((acc + half_range) & mask) - half_range
+            y = ((acc * m + half) >> s) + zp
+            dst[k] = min(max(y, qmin), qmax)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _finish3(
     total: np.ndarray,
+    small: bool,
     offset: np.ndarray,
     acc_bits: int,
     float_mode: bool,
@@ -103,97 +131,23 @@ def _finish3(
 ) -> None:  # pragma: no cover - compiled
     """acc = wrap(int(total) + offset[c]), then requantized in one pass: with the
     fixed-point rule, or (``float_mode``) round_half_even(float32(acc) * scale)."""
-    n, c, r = total.shape
-    half_range = np.int64(1) << (min(acc_bits, 63) - 1)
-    mask = (half_range << 1) - 1
-    wrap = acc_bits < 64
-    narrow = acc_bits <= 32
+    n, c = total.shape[0], total.shape[1]
     for i in numba.prange(n * c):
         a, ch = i // c, i % c
-        m = mult[ch] if mult.size > 1 else mult[0]
-        s = shift[ch] if shift.size > 1 else shift[0]
-        f = scale[ch] if scale.size > 1 else scale[0]
-        base = np.int64(1) << (s - 1)
-        corr = -zp
-        if narrow:
-            base += _BIG
-            corr += _BIG >> s
-        off = offset[ch]
-        row, dst = total[a, ch], out[a, ch]
-        for k in range(r):
-            dst[k] = _finish_one(
-                row[k],
-                off,
-                half_range,
-                mask,
-                wrap,
-                narrow,
-                float_mode,
-                m,
-                s,
-                base,
-                corr,
-                f,
-                zp,
-                qmin,
-                qmax,
-            )
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _finish_last(
-    total: np.ndarray,
-    offset: np.ndarray,
-    acc_bits: int,
-    float_mode: bool,
-    mult: np.ndarray,
-    shift: np.ndarray,
-    scale: np.ndarray,
-    zp: int,
-    qmin: int,
-    qmax: int,
-    out: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """As _finish3 for (rows, C) with the channel last, as a GEMM leaves it."""
-    n, c = total.shape
-    half_range = np.int64(1) << (min(acc_bits, 63) - 1)
-    mask = (half_range << 1) - 1
-    wrap = acc_bits < 64
-    narrow = acc_bits <= 32
-    mult_c = np.empty(c, np.int64)
-    shift_c = np.empty(c, np.int64)
-    scale_c = np.empty(c, np.float32)
-    base_c = np.empty(c, np.int64)
-    corr_c = np.empty(c, np.int64)
-    for ch in range(c):
-        mult_c[ch] = mult[ch] if mult.size > 1 else mult[0]
-        shift_c[ch] = shift[ch] if shift.size > 1 else shift[0]
-        scale_c[ch] = scale[ch] if scale.size > 1 else scale[0]
-        base_c[ch] = np.int64(1) << (shift_c[ch] - 1)
-        corr_c[ch] = -zp
-        if narrow:
-            base_c[ch] += _BIG
-            corr_c[ch] += _BIG >> shift_c[ch]
-    for i in numba.prange(n):
-        row, dst = total[i], out[i]
-        for ch in range(c):
-            dst[ch] = _finish_one(
-                row[ch],
-                offset[ch],
-                half_range,
-                mask,
-                wrap,
-                narrow,
-                float_mode,
-                mult_c[ch],
-                shift_c[ch],
-                base_c[ch],
-                corr_c[ch],
-                scale_c[ch],
-                zp,
-                qmin,
-                qmax,
-            )
+        _finish_row(
+            total[a, ch],
+            out[a, ch],
+            small,
+            offset[ch],
+            acc_bits,
+            float_mode,
+            mult[ch] if mult.size > 1 else mult[0],
+            shift[ch] if shift.size > 1 else shift[0],
+            scale[ch] if scale.size > 1 else scale[0],
+            zp,
+            qmin,
+            qmax,
+        )
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -328,8 +282,11 @@ class _Requant:
         self, total: np.ndarray, offset: np.ndarray, channel_last: bool = False
     ) -> np.ndarray:
         out = np.empty(total.shape, self.dtype)
-        (_finish_last if channel_last else _finish3)(
-            total,
+        # (rows, C) is requantized as its transpose, (1, C, rows): one strided
+        # row per channel
+        _finish3(
+            total.T[None] if channel_last else total,
+            total.dtype in (np.float32, np.int32, np.int16, np.int8, np.uint8, np.uint16),
             offset,
             self.acc_bits,
             self.float_mode,
@@ -339,7 +296,7 @@ class _Requant:
             self.zp,
             self.qmin,
             self.qmax,
-            out,
+            out.T[None] if channel_last else out,
         )
         return out
 
