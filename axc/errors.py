@@ -12,6 +12,7 @@ __all__ = [
     "DirectiveError",
     "ModelError",
     "NeedsConstantError",
+    "ToolError",
     "UnsupportedOpError",
     "UserError",
 ]
@@ -44,3 +45,7 @@ class NeedsConstantError(ModelError):
 
 class DirectiveError(UserError):
     """A directive file is wrong; the message carries file:line:col and a caret."""
+
+
+class ToolError(UserError):
+    """An external tool (a compiler, a simulator, yosys) axc needs is missing."""

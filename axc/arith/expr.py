@@ -1,0 +1,328 @@
+"""A small integer expression language: one definition of a multiplier, three views.
+
+A multiplier family is written once as an expression over the operands ``a``
+and ``b``. The same expression is
+
+* evaluated with numpy on int64 arrays (the lookup table the simulator uses),
+* printed as a C++ function on ``int64_t`` (the HLS view), and
+* printed as a combinational Verilog module on signed wires of one width
+  (the RTL view),
+
+so the three cannot drift apart; tests compare them exhaustively.
+
+Semantics: every value is a signed integer that fits ``width`` bits (the
+Verilog width; numpy and C++ compute in 64 bits, so any expression whose
+values stay within ``width`` bits means the same in all three). Shifts take a
+non-negative amount smaller than ``width``; ``>>`` is arithmetic. Comparisons
+give 0 or 1. ``lod(x)`` is the position of the leading one of ``x > 0`` (0 for
+``x <= 0``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Expr", "const", "evaluate", "lod", "select", "to_cpp", "to_verilog", "var"]
+
+_BINARY = {
+    "+": (np.add, "+", "+"),
+    "-": (np.subtract, "-", "-"),
+    "*": (np.multiply, "*", "*"),
+    "&": (np.bitwise_and, "&", "&"),
+    "|": (np.bitwise_or, "|", "|"),
+    "^": (np.bitwise_xor, "^", "^"),
+    "<<": (np.left_shift, "<<", "<<<"),
+    ">>": (np.right_shift, ">>", ">>>"),
+}
+_COMPARE = {"<": np.less, "<=": np.less_equal, "==": np.equal, "!=": np.not_equal}
+
+
+@dataclass(frozen=True, eq=False)
+class Expr:
+    """A node of the expression tree (immutable; shared subtrees are emitted once)."""
+
+    op: str
+    args: tuple[Expr, ...] = ()
+    value: int | str | None = None
+    _id: int = field(default=0, compare=False)
+
+    # arithmetic sugar; ints are lifted to constants
+    def __add__(self, o: Expr | int) -> Expr:
+        return Expr("+", (self, lift(o)))
+
+    def __radd__(self, o: int) -> Expr:
+        return Expr("+", (lift(o), self))
+
+    def __sub__(self, o: Expr | int) -> Expr:
+        return Expr("-", (self, lift(o)))
+
+    def __rsub__(self, o: int) -> Expr:
+        return Expr("-", (lift(o), self))
+
+    def __mul__(self, o: Expr | int) -> Expr:
+        return Expr("*", (self, lift(o)))
+
+    def __rmul__(self, o: int) -> Expr:
+        return Expr("*", (lift(o), self))
+
+    def __and__(self, o: Expr | int) -> Expr:
+        return Expr("&", (self, lift(o)))
+
+    def __or__(self, o: Expr | int) -> Expr:
+        return Expr("|", (self, lift(o)))
+
+    def __xor__(self, o: Expr | int) -> Expr:
+        return Expr("^", (self, lift(o)))
+
+    def __lshift__(self, o: Expr | int) -> Expr:
+        return Expr("<<", (self, lift(o)))
+
+    def __rshift__(self, o: Expr | int) -> Expr:
+        return Expr(">>", (self, lift(o)))
+
+    def __neg__(self) -> Expr:
+        return Expr("-", (const(0), self))
+
+    def lt(self, o: Expr | int) -> Expr:
+        return Expr("<", (self, lift(o)))
+
+    def le(self, o: Expr | int) -> Expr:
+        return Expr("<=", (self, lift(o)))
+
+    def eq(self, o: Expr | int) -> Expr:
+        return Expr("==", (self, lift(o)))
+
+    def ne(self, o: Expr | int) -> Expr:
+        return Expr("!=", (self, lift(o)))
+
+    def bit(self, i: int) -> Expr:
+        """Bit ``i`` (0 or 1) of a non-negative value."""
+        return (self >> i) & 1
+
+
+def const(v: int) -> Expr:
+    return Expr("const", value=int(v))
+
+
+def var(name: str) -> Expr:
+    return Expr("var", value=name)
+
+
+def lift(v: Expr | int) -> Expr:
+    return v if isinstance(v, Expr) else const(v)
+
+
+def lod(x: Expr) -> Expr:
+    """Position of the leading one of x (0 when x <= 0)."""
+    return Expr("lod", (x,))
+
+
+def select(cond: Expr, then: Expr | int, other: Expr | int) -> Expr:
+    """``then`` where ``cond`` is non-zero, else ``other``."""
+    return Expr("select", (cond, lift(then), lift(other)))
+
+
+def total(terms: list[Expr]) -> Expr:
+    """The sum of ``terms`` (0 when empty), as a balanced tree."""
+    if not terms:
+        return const(0)
+    while len(terms) > 1:
+        terms = [
+            terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+            for i in range(0, len(terms), 2)
+        ]
+    return terms[0]
+
+
+# ------------------------------------------------------------------ numpy
+def evaluate(expr: Expr, env: dict[str, np.ndarray]) -> np.ndarray:
+    """Evaluate on int64 arrays (broadcast together)."""
+    cache: dict[int, np.ndarray] = {}
+
+    def ev(e: Expr) -> np.ndarray:
+        key = id(e)
+        if key in cache:
+            return cache[key]
+        out: Any
+        if e.op == "const":
+            out = np.int64(e.value)  # type: ignore[arg-type]
+        elif e.op == "var":
+            out = np.asarray(env[str(e.value)], np.int64)
+        elif e.op in _BINARY:
+            out = _BINARY[e.op][0](ev(e.args[0]), ev(e.args[1]))
+        elif e.op in _COMPARE:
+            out = _COMPARE[e.op](ev(e.args[0]), ev(e.args[1])).astype(np.int64)
+        elif e.op == "select":
+            out = np.where(ev(e.args[0]) != 0, ev(e.args[1]), ev(e.args[2]))
+        elif e.op == "lod":
+            x = ev(e.args[0])
+            safe = np.where(x > 0, x, 1)
+            out = np.where(x > 0, np.floor(np.log2(safe.astype(np.float64))).astype(np.int64), 0)
+            # log2 of a 64-bit float is exact at powers of two, but correct the
+            # rounding just below them
+            out = np.where((np.int64(1) << out) > safe, out - 1, out)
+        else:  # pragma: no cover - every op is handled above
+            raise ValueError(e.op)
+        cache[key] = np.asarray(out, np.int64)
+        return cache[key]
+
+    return ev(expr)
+
+
+def max_magnitude(expr: Expr, env: dict[str, np.ndarray]) -> int:
+    """The largest |value| any node of ``expr`` takes over ``env``: the width
+    the Verilog view needs so that no intermediate overflows."""
+    seen: dict[int, Expr] = {}
+
+    def walk(e: Expr) -> None:
+        if id(e) not in seen:
+            seen[id(e)] = e
+            for a in e.args:
+                walk(a)
+
+    walk(expr)
+    return max(int(np.abs(evaluate(e, env)).max()) for e in seen.values())
+
+
+# ------------------------------------------------------------------ printing
+def _ssa(expr: Expr, emit: Callable[[Expr, list[str]], str]) -> tuple[list[tuple[str, str]], str]:
+    """Topologically ordered definitions, one per distinct subtree, and the name
+    of the root. ``emit`` renders one node given its operands' names."""
+    names: dict[int, str] = {}
+    lines: list[tuple[str, str]] = []
+
+    def visit(e: Expr) -> str:
+        key = id(e)
+        if key in names:
+            return names[key]
+        operands = [visit(a) for a in e.args]
+        if e.op in ("const", "var"):
+            names[key] = emit(e, operands)
+        else:
+            name = f"t{len(lines)}"
+            lines.append((name, emit(e, operands)))
+            names[key] = name
+        return names[key]
+
+    root = visit(expr)
+    return lines, root
+
+
+_CPP_HELPERS = """#include <stdint.h>
+#ifndef AXC_LOD_DEFINED
+#define AXC_LOD_DEFINED
+// position of the leading one of x > 0, else 0 (a fixed loop, as hardware does it)
+static inline int64_t axc_lod(int64_t x) {
+    int64_t r = 0;
+    for (int i = 0; i < 62; ++i)
+        if ((x >> i) & 1) r = i;
+    return x > 0 ? r : 0;
+}
+#endif
+"""
+
+
+def to_cpp(expr: Expr, name: str, *, signed_inputs: bool, bits: int) -> str:
+    """A C++ function ``int32_t name(int32_t a, int32_t b)``."""
+
+    def emit(e: Expr, ops: list[str]) -> str:
+        if e.op == "const":
+            return f"INT64_C({e.value})"
+        if e.op == "var":
+            return f"(int64_t){e.value}"
+        if e.op in _BINARY:
+            return f"{ops[0]} {_BINARY[e.op][1]} {ops[1]}"
+        if e.op in _COMPARE:
+            return f"(int64_t)({ops[0]} {e.op} {ops[1]})"
+        if e.op == "select":
+            return f"{ops[0]} != 0 ? {ops[1]} : {ops[2]}"
+        if e.op == "lod":
+            return f"axc_lod({ops[0]})"
+        raise ValueError(e.op)  # pragma: no cover
+
+    lines, root = _ssa(expr, emit)
+    body = "\n".join(f"    const int64_t {name} = {text};" for name, text in lines)
+    kind = "signed" if signed_inputs else "unsigned"
+    return (
+        _CPP_HELPERS
+        + f"// {bits}-bit {kind} operands; generated by axc from the multiplier's definition\n"
+        f"static inline int32_t {name}(int32_t a, int32_t b) {{\n{body}\n"
+        f"    return (int32_t){root};\n}}\n"
+    )
+
+
+def to_verilog(
+    expr: Expr, name: str, *, in_bits: int, signed_inputs: bool, out_bits: int, width: int
+) -> str:
+    """A combinational module ``name(a, b, p)``: every intermediate is a signed
+    wire of ``width`` bits."""
+    w = width
+
+    def emit(e: Expr, ops: list[str]) -> str:
+        if e.op == "const":
+            v = int(e.value)  # type: ignore[arg-type]
+            return f"{w}'sd{v}" if v >= 0 else f"-{w}'sd{-v}"
+        if e.op == "var":
+            return f"x{e.value}"
+        if e.op in _BINARY:
+            if e.op in ("<<", ">>"):
+                return f"{ops[0]} {_BINARY[e.op][2]} {ops[1]}"
+            return f"{ops[0]} {_BINARY[e.op][2]} {ops[1]}"
+        if e.op in _COMPARE:
+            return f"{{{{{w - 1}{{1'b0}}}}, {ops[0]} {e.op} {ops[1]}}}"
+        if e.op == "select":
+            return f"({ops[0]} != {w}'sd0) ? {ops[1]} : {ops[2]}"
+        if e.op == "lod":
+            return f"lod({ops[0]})"
+        raise ValueError(e.op)  # pragma: no cover
+
+    lines, root = _ssa(expr, emit)
+    ext = f"a[{in_bits - 1}]" if signed_inputs else "1'b0"
+    extb = f"b[{in_bits - 1}]" if signed_inputs else "1'b0"
+    kind = "signed" if signed_inputs else "unsigned"
+    decls = "\n".join(f"    wire signed [{w - 1}:0] {name} = {text};" for name, text in lines)
+    return f"""`timescale 1ns / 1ps
+// {in_bits}-bit {kind} operands; generated by axc from the multiplier's definition
+module {name} (
+    input  wire [{in_bits - 1}:0] a,
+    input  wire [{in_bits - 1}:0] b,
+    output wire signed [{out_bits - 1}:0] p
+);
+    function automatic signed [{w - 1}:0] lod(input signed [{w - 1}:0] x);
+        integer i;
+        begin
+            lod = {w}'sd0;
+            for (i = 0; i < {w - 1}; i = i + 1)
+                if (x[i] && !x[{w - 1}]) lod = i[{w - 1}:0];
+        end
+    endfunction
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire signed [{w - 1}:0] xa = {{{{{w - in_bits}{{{ext}}}}}, a}};
+    wire signed [{w - 1}:0] xb = {{{{{w - in_bits}{{{extb}}}}}, b}};
+{decls}
+    wire signed [{w - 1}:0] result = {root};
+    /* verilator lint_on UNUSEDSIGNAL */
+    assign p = result[{out_bits - 1}:0];
+endmodule
+"""
+
+
+def describe(expr: Expr) -> dict[str, Any]:
+    """Counts of distinct nodes by op (for documentation and tests)."""
+    seen: dict[int, Expr] = {}
+
+    def walk(e: Expr) -> None:
+        if id(e) not in seen:
+            seen[id(e)] = e
+            for a in e.args:
+                walk(a)
+
+    walk(expr)
+    counts: dict[str, int] = {}
+    for e in seen.values():
+        counts[e.op] = counts.get(e.op, 0) + 1
+    return counts
