@@ -255,36 +255,139 @@ def to_cpp(expr: Expr, name: str, *, signed_inputs: bool, bits: int) -> str:
     )
 
 
-def to_verilog(
-    expr: Expr, name: str, *, in_bits: int, signed_inputs: bool, out_bits: int, width: int
-) -> str:
-    """A combinational module ``name(a, b, p)``: every intermediate is a signed
-    wire of ``width`` bits."""
-    w = width
+def _widths(expr: Expr, env: dict[str, np.ndarray]) -> tuple[dict[int, int], set[int]]:
+    """Per node: the signed width its values over ``env`` need (at least 2);
+    and the nodes whose values are never negative."""
+    out: dict[int, int] = {}
+    nonneg: set[int] = set()
 
-    def emit(e: Expr, ops: list[str]) -> str:
+    def walk(e: Expr) -> None:
+        if id(e) in out:
+            return
+        for arg in e.args:
+            walk(arg)
+        values = evaluate(e, env)
+        out[id(e)] = max(2, int(np.abs(values).max()).bit_length() + 1)
+        if values.min() >= 0:
+            nonneg.add(id(e))
+
+    walk(expr)
+    return out, nonneg
+
+
+def _fit(text: str, have: int, want: int) -> str:
+    """A signed ``have``-bit value as ``want`` bits (sign-extended or truncated)."""
+    if have == want:
+        return text
+    if have < want:
+        return f"{{{{{want - have}{{{text}[{have - 1}]}}}}, {text}}}"
+    return f"{text}[{want - 1}:0]"
+
+
+def to_verilog(
+    expr: Expr,
+    name: str,
+    *,
+    in_bits: int,
+    signed_inputs: bool,
+    out_bits: int,
+    env: dict[str, np.ndarray],
+) -> str:
+    """A combinational module ``name(a, b, p)``. Every intermediate is a signed
+    wire just wide enough for the values it takes over the operand domain
+    ``env`` (so synthesis sees the real datapath), with explicit sign
+    extension, so Verilator -Wall has nothing to report."""
+    widths, nonneg = _widths(expr, env)
+    names: dict[int, str] = {}
+    decls: list[str] = []
+    lod_widths: set[int] = set()
+    var_width = in_bits if signed_inputs else in_bits + 1
+
+    def width_of(e: Expr) -> int:
+        if e.op == "var":
+            return var_width
+        if e.op == ">>":
+            return max(widths[id(e)], width_of(e.args[0]))
+        return widths[id(e)]
+
+    def ref(e: Expr, want: int) -> str:
         if e.op == "const":
             v = int(e.value)  # type: ignore[arg-type]
-            return f"{w}'sd{v}" if v >= 0 else f"-{w}'sd{-v}"
-        if e.op == "var":
-            return f"x{e.value}"
-        if e.op in _BINARY:
-            if e.op in ("<<", ">>"):
-                return f"{ops[0]} {_BINARY[e.op][2]} {ops[1]}"
-            return f"{ops[0]} {_BINARY[e.op][2]} {ops[1]}"
-        if e.op in _COMPARE:
-            return f"{{{{{w - 1}{{1'b0}}}}, {ops[0]} {e.op} {ops[1]}}}"
-        if e.op == "select":
-            return f"({ops[0]} != {w}'sd0) ? {ops[1]} : {ops[2]}"
-        if e.op == "lod":
-            return f"lod({ops[0]})"
-        raise ValueError(e.op)  # pragma: no cover
+            return f"{want}'sd{v}" if v >= 0 else f"-{want}'sd{-v}"
+        return _fit(visit(e), width_of(e), want)
 
-    lines, root = _ssa(expr, emit)
-    ext = f"a[{in_bits - 1}]" if signed_inputs else "1'b0"
-    extb = f"b[{in_bits - 1}]" if signed_inputs else "1'b0"
+    def visit(e: Expr) -> str:
+        if id(e) in names:
+            return names[id(e)]
+        if e.op == "var":
+            names[id(e)] = f"x{e.value}"
+            return names[id(e)]
+        w = width_of(e)
+        x, y = (*e.args, e, e)[:2]
+        magnitudes = id(x) in nonneg and id(y) in nonneg and "const" not in (x.op, y.op)
+        if e.op == "*" and magnitudes:
+            # a product of magnitudes: an unsigned multiplier of their real widths
+            wx, wy = width_of(x), width_of(y)
+            product = f"u{len(decls)}"
+            decls.append(
+                f"    wire [{wx + wy - 3}:0] {product} = "
+                f"{visit(x)}[{wx - 2}:0] * {visit(y)}[{wy - 2}:0];"
+            )
+            signed_product = f"s{len(decls)}"
+            extended = f"$signed({{1'b0, {product}}})"
+            decls.append(f"    wire signed [{wx + wy - 2}:0] {signed_product} = {extended};")
+            text = _fit(signed_product, wx + wy - 1, w)
+        elif e.op in ("+", "-", "*", "&", "|", "^", "<<"):
+            sym = _BINARY[e.op][2]
+            if e.op == "<<":
+                amount = e.args[1]
+                text = f"{ref(e.args[0], w)} <<< {ref(amount, width_of(amount))}"
+            else:
+                text = f"{ref(e.args[0], w)} {sym} {ref(e.args[1], w)}"
+        elif e.op == ">>":
+            amount = e.args[1]
+            text = f"{ref(e.args[0], w)} >>> {ref(amount, width_of(amount))}"
+        elif e.op in _COMPARE:
+            common = max(width_of(e.args[0]), width_of(e.args[1]))
+            text = f"{{{w - 1}'b0, {ref(e.args[0], common)} {e.op} {ref(e.args[1], common)}}}"
+        elif e.op == "select":
+            c = e.args[0]
+            text = (
+                f"({ref(c, width_of(c))} != {width_of(c)}'sd0) ? "
+                f"{ref(e.args[1], w)} : {ref(e.args[2], w)}"
+            )
+        elif e.op == "lod":
+            wx = width_of(e.args[0])
+            lod_widths.add(wx)
+            tmp = f"l{len(decls)}"
+            decls.append(f"    wire signed [7:0] {tmp} = lod{wx}({ref(e.args[0], wx)});")
+            text = _fit(tmp, 8, w)
+        else:  # pragma: no cover
+            raise ValueError(e.op)
+        name_ = f"t{len(decls)}"
+        decls.append(f"    wire signed [{w - 1}:0] {name_} = {text};")
+        names[id(e)] = name_
+        return name_
+
+    if expr.op == "const":  # pragma: no cover - a constant multiplier
+        root, root_width = ref(expr, out_bits), out_bits
+    else:
+        root, root_width = visit(expr), width_of(expr)
+    functions = "\n".join(
+        f"""    function automatic signed [7:0] lod{wx}(input signed [{wx - 1}:0] x);
+        integer i;
+        begin
+            lod{wx} = 8'sd0;
+            for (i = 0; i < {wx - 1}; i = i + 1)
+                if (x[i] && !x[{wx - 1}]) lod{wx} = i[7:0];
+        end
+    endfunction"""
+        for wx in sorted(lod_widths)
+    )
+    a_ext = "a" if signed_inputs else "{1'b0, a}"
+    b_ext = "b" if signed_inputs else "{1'b0, b}"
     kind = "signed" if signed_inputs else "unsigned"
-    decls = "\n".join(f"    wire signed [{w - 1}:0] {name} = {text};" for name, text in lines)
+    body = "\n".join(decls)
     return f"""`timescale 1ns / 1ps
 // {in_bits}-bit {kind} operands; generated by axc from the multiplier's definition
 module {name} (
@@ -292,21 +395,13 @@ module {name} (
     input  wire [{in_bits - 1}:0] b,
     output wire signed [{out_bits - 1}:0] p
 );
-    function automatic signed [{w - 1}:0] lod(input signed [{w - 1}:0] x);
-        integer i;
-        begin
-            lod = {w}'sd0;
-            for (i = 0; i < {w - 1}; i = i + 1)
-                if (x[i] && !x[{w - 1}]) lod = i[{w - 1}:0];
-        end
-    endfunction
+{functions}
     /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [{w - 1}:0] xa = {{{{{w - in_bits}{{{ext}}}}}, a}};
-    wire signed [{w - 1}:0] xb = {{{{{w - in_bits}{{{extb}}}}}, b}};
-{decls}
-    wire signed [{w - 1}:0] result = {root};
+    wire signed [{var_width - 1}:0] xa = {a_ext};
+    wire signed [{var_width - 1}:0] xb = {b_ext};
+{body}
     /* verilator lint_on UNUSEDSIGNAL */
-    assign p = result[{out_bits - 1}:0];
+    assign p = {_fit(root, root_width, out_bits)};
 endmodule
 """
 

@@ -137,17 +137,15 @@ class Multiplier:
         (bits + 1)-bit two's complement operands and a 2 * bits + 2-bit product."""
         if self.core is None:
             return self.source.get("verilog") or _table_verilog(self)
-        full = self.signed_expr()
         lim = (1 << self.bits) - 1
         grid = np.arange(-lim, lim + 1, dtype=np.int64)
-        widest = ex.max_magnitude(full, {"a": grid[:, None], "b": grid[None, :]})
         return ex.to_verilog(
-            full,
+            self.signed_expr(),
             self.identifier(),
             in_bits=self.bits + 1,
             signed_inputs=True,
             out_bits=2 * self.bits + 2,
-            width=max(2 * self.bits + 2, widest.bit_length() + 2),
+            env={"a": grid[:, None], "b": grid[None, :]},
         )
 
 
