@@ -36,7 +36,9 @@ __all__ = [
     "compile",
     "evaluate",
     "export",
+    "list_multipliers",
     "load",
+    "multiplier_report",
     "parse_directives",
     "simulate",
 ]
@@ -284,3 +286,65 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{', changed' if p['changed'] else ', no change'})"
         )
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------- multipliers
+def multiplier_report(
+    spec: str,
+    bits: int = 8,
+    *,
+    cost: bool = False,
+    plot: str | os.PathLike[str] | None = None,
+    base: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """What ``axc multipliers show`` prints: a multiplier's definition, operand
+    range, error metrics and (with ``cost``) its LUT and CARRY counts from
+    yosys. ``spec`` is a built-in form (``trunc(4)``) or a .c, .v or .npy file."""
+    from axc.arith.metrics import error_metrics
+    from axc.arith.multipliers import FAMILIES, parse_multiplier
+
+    m = parse_multiplier(spec, bits=bits, base=str(base) if base is not None else None)
+    family = FAMILIES.get(m.family)
+    report: dict[str, Any] = {
+        "name": m.name,
+        "family": m.family,
+        "params": list(m.params),
+        "bits": m.bits,
+        "signed_operands": "sign-magnitude" if m.sign_magnitude else "two's complement",
+        "operand_range": [m.a_lo, m.a_hi],
+        "identifier": m.identifier(),
+        "summary": family.summary if family else "",
+        "reference": m.reference,
+        "metrics": error_metrics(m),
+    }
+    if cost:
+        from axc.hw.synth import synthesize
+
+        result = synthesize(m.verilog(), m.identifier())
+        report["cost"] = {"luts": result.luts, "carry": result.carry, "yosys": result.yosys}
+    if plot is not None:
+        from axc.report.plots import plot_multiplier_error
+
+        report["plot"] = str(plot_multiplier_error(m, Path(plot)))
+    return report
+
+
+def list_multipliers(
+    bits: int = 8, *, cost: bool = False, progress: bool = False
+) -> list[dict[str, Any]]:
+    """Every built-in family, with its representative parameters at ``bits``
+    (``progress``: a progress bar on stderr while synthesizing)."""
+    from tqdm import tqdm
+
+    from axc.arith.multipliers import FAMILIES
+
+    out = []
+    families = list(FAMILIES.values())
+    bar = tqdm(families, desc="synthesizing", unit="multiplier", disable=not (progress and cost))
+    for fam in bar:
+        spec = fam.name + (f"({', '.join(map(str, fam.example))})" if fam.example else "")
+        report = multiplier_report(spec, bits, cost=cost)
+        report["spec"] = spec
+        report["parameters"] = [name for name, _ in fam.params]
+        out.append(report)
+    return out

@@ -44,6 +44,13 @@ EPILOGS = {
   axc ops
   axc ops --json
 """,
+    "multipliers": """examples:
+  axc multipliers list
+  axc multipliers list --cost --json       # with LUT counts from yosys
+  axc multipliers show "trunc(4)"
+  axc multipliers show mul8u_xxx.c --plot error.png
+  axc multipliers show drum --bits 6 --json
+""",
 }
 
 
@@ -123,6 +130,24 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("ops", "list the ONNX ops axc imports")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
+
+    p = command(
+        "multipliers", "list the multiplier library, or show one multiplier's error and cost"
+    )
+    msub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser, required=True)
+    q = msub.add_parser("list", help="the built-in families with their error metrics")
+    q.add_argument("--bits", type=int, default=8, help="operand width, 2..8 (default 8)")
+    q.add_argument("--cost", action="store_true", help="synthesize each with yosys for LUT counts")
+    q.add_argument("--json", action="store_true", help="print the list as JSON")
+    q.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    q = msub.add_parser("show", help="one multiplier: built-in (trunc(4)) or a .c, .v or .npy file")
+    q.add_argument(
+        "multiplier", help='e.g. exact, "trunc(4)", "bam(1, 6)", mul8u_xxx.c, m.v, t.npy'
+    )
+    q.add_argument("--bits", type=int, default=8, help="operand width of a built-in, 2..8")
+    q.add_argument("--cost", action="store_true", help="synthesize with yosys for its LUT count")
+    q.add_argument("--plot", metavar="PNG", help="write a plot of its error to PNG")
+    q.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -255,7 +280,51 @@ def _cmd_ops(args: argparse.Namespace) -> int:
     return 0
 
 
+def _format_metrics(m: dict[str, float]) -> str:
+    return (
+        f"MAE {m['mae']:10.2f} ({m['mae_percent']:.4f}%)  WCE {m['wce']:8.0f} "
+        f"({m['wce_percent']:.3f}%)  MRE {m['mre_percent']:7.3f}%  EP {m['ep_percent']:6.2f}%  "
+        f"MSE {m['mse']:.4g}  bias {m['bias']:+.2f}"
+    )
+
+
+def _cmd_multipliers(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        rows = api.list_multipliers(args.bits, cost=args.cost, progress=not args.quiet)
+        if args.json:
+            _print_json(rows)
+            return 0
+        for r in rows:
+            cost = f"  {r['cost']['luts']:4d} LUTs" if "cost" in r else ""
+            print(f"{r['spec']:18}{cost}  {_format_metrics(r['metrics'])}")
+            print(f"{'':18}  {r['summary']}")
+        if rows and "cost" in rows[0]:
+            print(f"(yosys {rows[0]['cost']['yosys']}, synth_xilinx -nodsp)")
+        return 0
+    report = api.multiplier_report(args.multiplier, args.bits, cost=args.cost, plot=args.plot)
+    if args.json:
+        _print_json(report)
+        return 0
+    params = f"({', '.join(map(str, report['params']))})" if report["params"] else ""
+    print(
+        f"{report['name']}{params}: {report['bits']}-bit, {report['signed_operands']} operands "
+        f"in [{report['operand_range'][0]}, {report['operand_range'][1]}]"
+    )
+    if report["summary"]:
+        print(f"  {report['summary']}")
+    if report["reference"]:
+        print(f"  after {report['reference']}")
+    print(f"  {_format_metrics(report['metrics'])}")
+    if "cost" in report:
+        c = report["cost"]
+        print(f"  {c['luts']} LUTs, {c['carry']} CARRY4 (yosys {c['yosys']}, synth_xilinx -nodsp)")
+    if "plot" in report:
+        print(f"  plot written to {report['plot']}")
+    return 0
+
+
 COMMANDS = {
+    "multipliers": _cmd_multipliers,
     "compile": _cmd_compile,
     "check": _cmd_check,
     "show": _cmd_show,

@@ -230,3 +230,44 @@ def test_simulate_text_and_bad_data(capsys, tmp_path, digits_model) -> None:
     np.savez(bad, x=np.zeros((3, 2, 8, 8), np.float32))
     code, _, err = run(capsys, "simulate", digits_model, "--data", bad)
     assert code == 1 and "needs [batch, 1, 8, 8]" in err and "Traceback" not in err
+
+
+def test_multipliers_list_json_has_every_family_and_metric(capsys) -> None:
+    code, out, _ = run(capsys, "multipliers", "list", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    from axc.arith.multipliers import FAMILIES
+
+    assert [r["family"] for r in rows] == list(FAMILIES)
+    for r in rows:
+        for key in ("mae", "wce", "mre", "ep", "mse", "bias"):
+            assert key in r["metrics"] and f"{key}_percent" in r["metrics"]
+    exact = next(r for r in rows if r["family"] == "exact")
+    assert exact["metrics"]["wce"] == 0
+
+
+def test_multipliers_show_file_plot_and_text(capsys, tmp_path) -> None:
+    from pathlib import Path
+
+    c_file = Path(__file__).parent / "data" / "multipliers" / "mul8s_lsbzero.c"
+    code, out, _ = run(capsys, "multipliers", "show", str(c_file), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["metrics"]["wce"] == 3 and report["operand_range"] == [-128, 127]
+    png = tmp_path / "err.png"
+    code, out, _ = run(capsys, "multipliers", "show", "drum(3)", "--plot", str(png))
+    assert code == 0 and "MAE" in out and "Hashemi" in out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["multipliers", "show", "trunk(3)"], "did you mean 'trunc'"),
+        (["multipliers", "show", "nothere.c"], "no such multiplier file"),
+        (["multipliers", "show", "drum", "--bits", "12"], "2..8 bits"),
+    ],
+)
+def test_multipliers_bad_input_is_a_user_error(capsys, argv, message) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 1 and message in err and "Traceback" not in err
