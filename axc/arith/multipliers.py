@@ -18,9 +18,11 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -534,6 +536,19 @@ def parse_multiplier(spec: str | Multiplier, bits: int = 8, base: str | None = N
     if not all(isinstance(a, int) for a in args):
         raise UserError(f"{name}: parameters must be integers, got {args!r}")
     return builtin(name, *(int(a) for a in args), bits=bits)
+
+
+@lru_cache(maxsize=256)
+def _resolve(spec: str, bits: int, stamp: float) -> Multiplier:
+    return parse_multiplier(spec, bits=bits)
+
+
+def resolve(spec: str, bits: int = 8) -> Multiplier:
+    """``parse_multiplier`` with a cache (a file is read again when it changes)."""
+    name, args = _spec_parts(spec)
+    path = args[0] if name in ("evo", "file") and args and isinstance(args[0], str) else name
+    stamp = os.stat(path).st_mtime if os.path.isfile(str(path)) else 0.0
+    return _resolve(spec, bits, stamp)
 
 
 def representatives(bits: int = 8) -> list[Multiplier]:

@@ -116,6 +116,7 @@ class _Lowering:
         name: str,
         shapes: list[Any] | None = None,
         quant: tuple[float, int] | None = None,
+        annotations: dict[str, Any] | None = None,
     ) -> None:
         from axc.ir.ops import infer_shapes
 
@@ -124,7 +125,9 @@ class _Lowering:
         for out, shape in zip(outputs, out_shapes, strict=True):
             qp = QuantParams((quant[0],), (quant[1],)) if quant else None
             self.new.tensors[out] = TensorInfo(out, tuple(shape), dtype, qp)
-        self.new.add_node(Node(self.new.unique_name(name), op, inputs, outputs, attrs))
+        self.new.add_node(
+            Node(self.new.unique_name(name), op, inputs, outputs, attrs, dict(annotations or {}))
+        )
 
     def new_int(self, tensor: str, scale: float, zero: int, spec: IntSpec) -> _Int:
         q = _Int(self.new.unique_name(f"{tensor}.q"), scale, zero, spec)
@@ -242,6 +245,7 @@ class _Lowering:
             attrs,
             node.name,
             quant=(sy, zy),
+            annotations=node.annotations,
         )
 
     def add(self, node: Node, config: QuantizeParams) -> None:

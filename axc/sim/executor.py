@@ -124,13 +124,24 @@ class Executor:
 
     def _plan(self, node: Node) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
         constants = self.graph.constants
+        attrs = node.attrs
+        if node.annotations.get("multiplier") and node.op in ("QConv", "QGemm"):
+            # the approximate pass's annotation selects the products' multiplier
+            attrs = {
+                **attrs,
+                "multiplier": node.annotations["multiplier"],
+                "multiplier_bits": node.annotations.get("multiplier_bits", 8),
+            }
         planner = PLANS.get(node.op)
-        if planner is not None and all(not t or t in constants for t in node.inputs[1:]):
-            operands = [None, *(constants[t] if t else None for t in node.inputs[1:])]
-            prepared = planner(node.attrs, operands)
-            if prepared is not None:
-                return prepared
-        kernel, attrs = KERNELS[node.op], node.attrs
+        try:
+            if planner is not None and all(not t or t in constants for t in node.inputs[1:]):
+                operands = [None, *(constants[t] if t else None for t in node.inputs[1:])]
+                prepared = planner(attrs, operands)
+                if prepared is not None:
+                    return prepared
+        except UserError as exc:
+            raise UserError(f"layer {node.name!r}: {exc}") from None
+        kernel = KERNELS[node.op]
         return lambda args: kernel(attrs, args)
 
     def _check_inputs(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -230,7 +241,10 @@ class Executor:
             args = [
                 values[t] if t in values else constants.get(t) if t else None for t in node.inputs
             ]
-            results = self._calls[step](args)  # type: ignore[arg-type]
+            try:
+                results = self._calls[step](args)  # type: ignore[arg-type]
+            except UserError as exc:
+                raise UserError(f"layer {node.name!r}: {exc}") from None
             for name, value in zip(node.outputs, results, strict=True):
                 want = self._dtypes.get(name)
                 values[name] = value if want is None or value.dtype == want else value.astype(want)

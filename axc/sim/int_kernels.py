@@ -532,26 +532,47 @@ def _bias(args: Sequence[np.ndarray | None]) -> np.ndarray | None:
     return args[2] if len(args) > 2 and args[2] is not None else None
 
 
+def _multiplier(attrs: dict[str, Any]) -> Any:
+    """The layer's approximate multiplier (attribute ``multiplier``, set from
+    the node's annotation by the executor), or None for exact products."""
+    spec = attrs.get("multiplier")
+    if not spec:
+        return None
+    from axc.arith.multipliers import resolve
+
+    m = resolve(str(spec), int(attrs.get("multiplier_bits", 8)))
+    return None if m.is_exact else m
+
+
+def _linear(op: str, attrs: dict[str, Any], w: np.ndarray, bias: np.ndarray | None) -> Any:
+    m = _multiplier(attrs)
+    if m is not None:
+        from axc.sim.approx_kernels import ApproxConv, ApproxGemm
+
+        return (ApproxConv if op == "QConv" else ApproxGemm)(attrs, w, bias, m)
+    return (_QConv if op == "QConv" else _QGemm)(attrs, w, bias)
+
+
 @kernel("QConv")
 def qconv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
-    return _QConv(attrs, args[1], _bias(args))(args)
+    return _linear("QConv", attrs, args[1], _bias(args))(args)
 
 
 @kernel("QGemm")
 def qgemm(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
-    return _QGemm(attrs, args[1], _bias(args))(args)
+    return _linear("QGemm", attrs, args[1], _bias(args))(args)
 
 
-def _plan_linear(cls: type[_Linear]) -> Callable[..., Any]:
+def _plan_linear(op: str) -> Callable[..., Any]:
     def plan(attrs: dict[str, Any], consts: Sequence[np.ndarray | None]) -> Any:
         w = consts[1]
-        return None if w is None else cls(attrs, w, _bias(consts))
+        return None if w is None else _linear(op, attrs, w, _bias(consts))
 
     return plan
 
 
-PLANS["QConv"] = _plan_linear(_QConv)
-PLANS["QGemm"] = _plan_linear(_QGemm)
+PLANS["QConv"] = _plan_linear("QConv")
+PLANS["QGemm"] = _plan_linear("QGemm")
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)

@@ -21,8 +21,9 @@ def test_exact_matmul_chunks_long_reductions() -> None:
     assert (got == a @ b).all()
 
 
-def reference_conv(x, w, b, attrs):
-    """Direct loops in int64: the definition in docs/arithmetic.md."""
+def reference_conv(x, w, b, attrs, product=np.multiply):
+    """Direct loops in int64: the definition in docs/arithmetic.md. ``product``
+    multiplies centered activations by centered weights (element-wise)."""
     n = x.shape[0]
     m, cg, kh, kw = w.shape
     (sh, sw), (dh, dw) = attrs["strides"], attrs["dilations"]
@@ -46,7 +47,7 @@ def reference_conv(x, w, b, attrs):
                     i * sh : i * sh + dh * (kh - 1) + 1 : dh,
                     j * sw : j * sw + dw * (kw - 1) + 1 : dw,
                 ]
-                acc[:, o, i, j] = (patch * wz[o]).sum(axis=(1, 2, 3))
+                acc[:, o, i, j] = product(patch, wz[o][None]).sum(axis=(1, 2, 3))
     if b is not None:
         acc += b.reshape(1, -1, 1, 1)
     acc = wrap(acc, attrs["acc_bits"])

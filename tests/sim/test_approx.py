@@ -1,0 +1,143 @@
+"""Approximate layers in the simulator: bit-exact against direct loops over the
+multiplier's table, on both computation paths (decomposed and table)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import axc
+from axc.arith import Requantizer, wrap
+from axc.arith.external import from_table
+from axc.arith.multipliers import builtin
+from axc.errors import UserError
+from axc.sim import Executor
+from axc.sim.approx_kernels import ApproxConv, ApproxGemm, decompose
+from axc.sim.kernels import KERNELS
+from tests.conftest import DIGITS
+from tests.sim.test_int_kernels import reference_conv
+
+RNG = np.random.default_rng(7)
+
+
+def _random_table_multiplier():
+    """An arbitrary 8-bit table: no structure to exploit."""
+    table = RNG.integers(-40000, 40000, (256, 256))
+    return from_table(np.abs(table), "random8")
+
+
+MULTIPLIERS = {
+    "trunc(4)": builtin("trunc", 4),  # decomposes: a*b plus 4 factor pairs
+    "perforated(1, 3)": builtin("perforated", 1, 3),
+    "trunc_corrected(5)": builtin("trunc_corrected", 5),
+    "drum(3)": builtin("drum", 3),  # no such form: the table path
+    "kulkarni": builtin("kulkarni"),
+    "random table": _random_table_multiplier(),
+}
+
+
+def test_decompositions_are_exact_and_found_where_they_exist() -> None:
+    for name in ("trunc(4)", "perforated(1, 3)", "trunc_corrected(5)"):
+        m = MULTIPLIERS[name]
+        f, g = decompose(m)
+        np.testing.assert_array_equal(m.exact_table() + f @ g.T, m.table)
+        assert f.shape[1] <= m.bits + 3
+    assert decompose(MULTIPLIERS["drum(3)"]) is None
+    assert decompose(MULTIPLIERS["random table"]) is None
+
+
+def _conv_case(group: int, pads, strides, dilations):
+    m, c = 8, 4
+    x = RNG.integers(-128, 128, (3, c, 7, 6)).astype(np.int8)
+    w = RNG.integers(-127, 128, (m, c // group, 3, 3)).astype(np.int8)
+    b = RNG.integers(-5000, 5000, m).astype(np.int32)
+    requant = Requantizer.from_scale(RNG.uniform(1e-4, 1e-3, m), -3, -128, 127)
+    attrs = {
+        "kernel_shape": (3, 3),
+        "group": group,
+        "pads": pads,
+        "strides": strides,
+        "dilations": dilations,
+        "acc_bits": 32,
+        "x_zero_point": -128,  # centered activations in [0, 255]
+        "w_zero_point": (0,),
+        "requant": requant.to_attr(),
+    }
+    return x, w, b, attrs
+
+
+@pytest.mark.parametrize("name", list(MULTIPLIERS))
+@pytest.mark.parametrize(
+    "geometry",
+    [(1, (1, 1, 1, 1), (1, 1), (1, 1)), (2, (0, 1, 2, 1), (2, 1), (1, 2))],
+)
+def test_approximate_conv_matches_direct_loops(name, geometry) -> None:
+    mult = MULTIPLIERS[name]
+    x, w, b, attrs = _conv_case(*geometry)
+    got = ApproxConv(attrs, w, b, mult)([x, w, b])[0]
+    expected = reference_conv(
+        x, w, b, attrs, product=lambda p, q: mult(p, np.broadcast_to(q, p.shape))
+    )
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("name", list(MULTIPLIERS))
+def test_approximate_gemm_matches_direct_sums_and_wraps(name) -> None:
+    mult = MULTIPLIERS[name]
+    a = RNG.integers(-128, 128, (6, 200)).astype(np.int8)
+    w = RNG.integers(-127, 128, (5, 200)).astype(np.int8)
+    b = RNG.integers(-100, 100, 5).astype(np.int32)
+    requant = Requantizer.from_scale(np.full(5, 1e-4), 0, -128, 127)
+    attrs = {
+        "x_zero_point": -128,
+        "w_zero_point": (0,),
+        "acc_bits": 20,
+        "requant": requant.to_attr(),
+    }
+    ac = a.astype(np.int64) + 128
+    acc = mult(ac[:, None, :], w.astype(np.int64)[None, :, :]).sum(axis=2) + b
+    expected = requant.apply(wrap(acc, 20), axis=1)
+    np.testing.assert_array_equal(ApproxGemm(attrs, w, b, mult)([a, w, b])[0], expected)
+
+
+def test_the_exact_multiplier_gives_the_exact_kernel() -> None:
+    x, w, b, attrs = _conv_case(1, (1, 1, 1, 1), (1, 1), (1, 1))
+    exact = KERNELS["QConv"](attrs, [x, w, b])[0]
+    np.testing.assert_array_equal(ApproxConv(attrs, w, b, builtin("exact"))([x, w, b])[0], exact)
+    np.testing.assert_array_equal(
+        KERNELS["QConv"]({**attrs, "multiplier": "exact"}, [x, w, b])[0], exact
+    )
+
+
+def _digits(directives: str):
+    graph = axc.load(DIGITS / "digits_cnn.onnx")
+    axc.apply(graph, directives, model_path=str(DIGITS / "digits_cnn.onnx"))
+    return graph
+
+
+def test_approximate_pass_annotates_and_the_simulator_uses_it() -> None:
+    q = "quantize * weights=int8 activations=int8\n"
+    exact = _digits(q)
+    approx = _digits(q + "approximate op(Conv) multiplier=trunc(7)\n")
+    convs = [n for n in approx.topological() if n.op == "QConv"]
+    assert convs and all(n.annotations["multiplier"] == "trunc(7)" for n in convs)
+    gemms = [n for n in approx.topological() if n.op == "QGemm"]
+    assert all("multiplier" not in n.annotations for n in gemms)
+    x = np.load(DIGITS / "test.npz")["x"][:100]
+    y_exact = Executor(exact).run({"image": x})["logits"]
+    y_approx = Executor(approx).run({"image": x})["logits"]
+    assert (y_exact != y_approx).any()
+    # the same numbers one node at a time through the plain kernels
+    seen: dict[str, np.ndarray] = {}
+    Executor(approx, threads=1).run({"image": x}, observe=lambda n, v: seen.__setitem__(n, v))
+    np.testing.assert_array_equal(seen["logits"], y_approx)
+
+
+def test_out_of_range_operands_are_a_user_error() -> None:
+    signed = from_table(np.zeros((256, 256), np.int64), "s8", signed=True)  # [-128, 127]
+    x, w, b, attrs = _conv_case(1, (1, 1, 1, 1), (1, 1), (1, 1))
+    with pytest.raises(UserError, match=r"activations .* span \[0, 255\]"):
+        ApproxConv(attrs, w, b, signed)([x, w, b])
+    narrow = builtin("trunc", 2, bits=4)  # magnitudes up to 15
+    with pytest.raises(UserError, match="weights span"):
+        ApproxConv(attrs, w, b, narrow)
