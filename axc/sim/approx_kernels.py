@@ -27,7 +27,7 @@ import numpy as np
 
 from axc.arith.multipliers import Multiplier
 from axc.errors import UserError
-from axc.sim.int_kernels import _accumulate, _Requant, storage
+from axc.sim.int_kernels import _accumulate, _im2col2d, _Requant, storage
 from axc.sim.kernels import _pad_spatial, _windows
 
 __all__ = ["approximate_conv", "approximate_gemm", "decompose"]
@@ -39,19 +39,52 @@ _COLS_BYTES = 64 << 20  # bound on one patch matrix; larger batches are processe
 def _lut_matmul(
     xi: np.ndarray, wi: np.ndarray, tt: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    """out[m, q] = sum_k tt[wi[m, k], xi[k, q]]: one weight's table row stays in
-    cache while a row of activation indices streams past it."""
+    """out[m, q] = sum_k tt[wi[m, k], xi[k, q]] in int32 (the caller keeps K
+    short enough that no sum overflows). Four weights' table rows stay in
+    cache while a row of activation indices streams past them."""
     m_count, k_count = wi.shape
     q_count = xi.shape[1]
-    for m in numba.prange(m_count):
-        acc = out[m]
-        for q in range(q_count):
-            acc[q] = 0
-        for k in range(k_count):
-            row = tt[wi[m, k]]
-            idx = xi[k]
+    for blk in numba.prange((m_count + 3) // 4):
+        m0 = blk * 4
+        mc = min(4, m_count - m0)
+        for mm in range(mc):
             for q in range(q_count):
-                acc[q] += row[idx[q]]
+                out[m0 + mm, q] = 0
+        if mc == 4:
+            a0, a1, a2, a3 = out[m0], out[m0 + 1], out[m0 + 2], out[m0 + 3]
+            for k in range(k_count):
+                r0, r1 = tt[wi[m0, k]], tt[wi[m0 + 1, k]]
+                r2, r3 = tt[wi[m0 + 2, k]], tt[wi[m0 + 3, k]]
+                idx = xi[k]
+                for q in range(q_count):
+                    v = idx[q]
+                    a0[q] += r0[v]
+                    a1[q] += r1[v]
+                    a2[q] += r2[v]
+                    a3[q] += r3[v]
+        else:
+            for mm in range(mc):
+                acc = out[m0 + mm]
+                for k in range(k_count):
+                    row = tt[wi[m0 + mm, k]]
+                    idx = xi[k]
+                    for q in range(q_count):
+                        acc[q] += row[idx[q]]
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _lut_rows(cols: np.ndarray, lut: np.ndarray, lo: int, out: np.ndarray) -> None:
+    """out = lut[cols - lo] for integer-valued float32 ``cols``."""  # pragma: no cover
+    for i in numba.prange(cols.shape[0]):
+        src, dst = cols[i], out[i]
+        for j in range(src.shape[0]):
+            dst[j] = lut[np.int32(src[j]) - lo]
+
+
+def _apply_lut(cols: np.ndarray, lut: np.ndarray, lo: int) -> np.ndarray:
+    out = np.empty(cols.shape, np.float32)
+    _lut_rows(np.ascontiguousarray(cols), lut, lo, out)
+    return out
 
 
 # ------------------------------------------------------------ decomposition
@@ -109,6 +142,68 @@ def _solve(m: Multiplier) -> tuple[np.ndarray, np.ndarray] | None:
     return best
 
 
+def _reduce_rank(f: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fewer factor pairs for the same F @ G.T when G's columns are integer
+    combinations of a few of them (perforation's bits share one column)."""
+    r = g.shape[1]
+    if r <= 1:
+        return f, g
+    rank = int(np.linalg.matrix_rank(g.astype(np.float64)))
+    if rank == r:
+        return f, g
+    # a basis of G's columns, the ones of smallest magnitude first
+    order = np.argsort(np.abs(g).max(axis=0))
+    basis: list[int] = []
+    for j in order:
+        trial = [*basis, int(j)]
+        if np.linalg.matrix_rank(g[:, trial].astype(np.float64)) == len(trial):
+            basis = trial
+        if len(basis) == rank:
+            break
+    b = g[:, basis].astype(np.float64)
+    c, *_ = np.linalg.lstsq(b, g.astype(np.float64), rcond=None)  # G = B @ C
+    c_int = np.rint(c).astype(np.int64)
+    if not np.array_equal(g[:, basis] @ c_int, g):
+        return f, g
+    return f @ c_int.T, g[:, basis]
+
+
+def _multiple_of(v: np.ndarray, base: np.ndarray) -> int | None:
+    """The integer c with v == c * base everywhere, if there is one."""
+    nz = base != 0
+    if not nz.any() or (v[~nz] != 0).any():
+        return None
+    c = int(v[nz][0]) // int(base[nz][0]) if int(v[nz][0]) % int(base[nz][0]) == 0 else None
+    return c if c is not None and np.array_equal(v, c * base) else None
+
+
+def factorize(m: Multiplier) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """Terms (p over a, q over b), integer arrays over the operand ranges, with
+    ``T[a, b] = sum_j p_j[a] * q_j[b]`` exactly: the exact product (a, b) with
+    the error's factor pairs merged into it where they are proportional to b
+    (or to a), or None when the table has no such small form."""
+    pair = decompose(m)
+    if pair is None:
+        return None
+    f, g = _reduce_rank(*pair)
+    a = np.arange(m.a_lo, m.a_hi + 1, dtype=np.int64)
+    b = np.arange(m.b_lo, m.b_hi + 1, dtype=np.int64)
+    p0, q0 = a.copy(), b.copy()
+    rest: list[tuple[np.ndarray, np.ndarray]] = []
+    for r in range(f.shape[1]):
+        fr, gr = f[:, r], g[:, r]
+        c = _multiple_of(gr, b)
+        if c is not None:  # f_r(a) * c * b is part of (a + c f_r(a)) * b
+            p0 = p0 + c * fr
+            continue
+        c = _multiple_of(fr, a)
+        if c is not None:  # c * a * g_r(b) is part of a * (b + c g_r(b))
+            q0 = q0 + c * gr
+            continue
+        rest.append((fr, gr))
+    return [(p0, q0), *rest]
+
+
 # --------------------------------------------------------------- the plans
 class _Approx:
     def __init__(
@@ -130,16 +225,25 @@ class _Approx:
             bias.astype(np.int64) if bias is not None else np.zeros(count, np.int64)
         ).copy()
         self.requant = _Requant(attrs)
-        self.factors = decompose(m)
-        if self.factors is not None:
-            f, g = self.factors
-            # weight side of each factor pair: g_r(w) for every weight, (M, K, R)
-            self.g_w = g[wc - m.b_lo].astype(np.float64)
-            self.f_table = f.astype(np.float64)
-            self.wf = wc.astype(np.float32)
+        self.terms = factorize(m)
+        if self.terms is not None:
+            # per term: its activation transform (None: the identity) and its
+            # weights, q_j(w) as float32 (M, K)
+            a = np.arange(m.a_lo, m.a_hi + 1, dtype=np.int64)
+            self.term_luts = [
+                None if np.array_equal(p, a) else np.ascontiguousarray(p, np.float32)
+                for p, _ in self.terms
+            ]
+            self.term_weights = [
+                np.ascontiguousarray(q[wc - m.b_lo], np.float32) for _, q in self.terms
+            ]
+            self.term_bounds = [
+                (int(np.abs(p).max(initial=1)), int(np.abs(q[wc - m.b_lo]).max(initial=1)))
+                for p, q in self.terms
+            ]
         else:
             self.tt = np.ascontiguousarray(m.table.T, np.int32)
-            self.wi = (wc - m.b_lo).astype(np.int16 if m.table.shape[1] < 32768 else np.int32)
+            self.wi = (wc - m.b_lo).astype(np.int32)
         self._checked: set[np.dtype] = set()
 
     def check_input(self, dtype: np.dtype) -> None:
@@ -159,26 +263,31 @@ class _Approx:
         """Exact sums (M_rows, Q) of m(x, w) over K for centered activations
         ``cols`` (K, Q) given as float32 integers."""
         wc = self.wc[w_rows]
-        if self.factors is not None:
-            bound = max(1, int(np.abs(cols).max(initial=0)))
-            total = _accumulate(
-                wc.astype(np.float32), cols, int(np.abs(wc).max(initial=0)), bound
-            ).astype(np.float64)
-            xi = cols.astype(np.int64) - self.m.a_lo
-            for r in range(self.f_table.shape[1]):
-                fx = self.f_table[xi, r]  # (K, Q)
-                gw = self.g_w[w_rows, :, r]  # (M, K)
-                total += _accumulate(
-                    gw.astype(np.float32) if np.abs(gw).max(initial=0) < 2**24 else gw,
-                    fx.astype(np.float32),
-                    int(np.abs(gw).max(initial=0)),
-                    1,
-                )
-            return np.rint(total).astype(np.int64)
-        xi = (cols.astype(np.int64) - self.m.a_lo).astype(self.wi.dtype)
-        out = np.empty((wc.shape[0], cols.shape[1]), np.int64)
-        _lut_matmul(np.ascontiguousarray(xi), np.ascontiguousarray(self.wi[w_rows]), self.tt, out)
-        return out
+        if self.terms is not None:
+            total: np.ndarray | None = None
+            for lut, weights, (bound_x, bound_w) in zip(
+                self.term_luts, self.term_weights, self.term_bounds, strict=True
+            ):
+                x = cols if lut is None else _apply_lut(cols, lut, self.m.a_lo)
+                part = _accumulate(weights[w_rows], x, bound_w, bound_x)
+                total = part.astype(np.float64) if total is None else total + part
+            assert total is not None
+            return total.astype(np.int64)
+        xi = (cols.astype(np.int32) - np.int32(self.m.a_lo)).astype(np.int32)
+        wi = np.ascontiguousarray(self.wi[w_rows])
+        # int32 sums are exact while chunk * max|T| < 2^31
+        chunk = max(1, ((1 << 31) - 1) // max(1, int(np.abs(self.tt).max(initial=0))))
+        total = np.zeros((wc.shape[0], cols.shape[1]), np.int64)
+        part = np.empty((wc.shape[0], cols.shape[1]), np.int32)
+        for k0 in range(0, wi.shape[1], chunk):
+            _lut_matmul(
+                np.ascontiguousarray(xi[k0 : k0 + chunk]),
+                np.ascontiguousarray(wi[:, k0 : k0 + chunk]),
+                self.tt,
+                part,
+            )
+            total += part
+        return total
 
 
 class ApproxConv(_Approx):
@@ -205,9 +314,12 @@ class ApproxConv(_Approx):
             part = xf[start : start + step]
             count = part.shape[0]
             for g in range(group):
-                view = _windows(part[:, g * cin : (g + 1) * cin], attrs, out_spatial)
-                order = (1, *kernel_axes, 0, *range(2, 2 + nd))
-                cols = np.ascontiguousarray(view.transpose(order)).reshape(k, -1)
+                if nd == 2:  # the padded input's patches, (K, count * P)
+                    cols = _im2col2d(part, g * cin, cin, attrs, out_spatial, True)
+                else:
+                    view = _windows(part[:, g * cin : (g + 1) * cin], attrs, out_spatial)
+                    order = (1, *kernel_axes, 0, *range(2, 2 + nd))
+                    cols = np.ascontiguousarray(view.transpose(order)).reshape(k, -1)
                 y = self.sums(cols, slice(g * mg, (g + 1) * mg))  # (Mg, count * P)
                 total[start : start + count, g * mg : (g + 1) * mg] = y.reshape(
                     mg, count, pixels

@@ -141,3 +141,18 @@ def test_out_of_range_operands_are_a_user_error() -> None:
     narrow = builtin("trunc", 2, bits=4)  # magnitudes up to 15
     with pytest.raises(UserError, match="weights span"):
         ApproxConv(attrs, w, b, narrow)
+
+
+def test_factorized_terms_rebuild_the_table_and_perforation_is_one_product() -> None:
+    from axc.sim.approx_kernels import factorize
+
+    for name in ("trunc(4)", "perforated(1, 3)", "trunc_corrected(5)"):
+        m = MULTIPLIERS[name]
+        terms = factorize(m)
+        np.testing.assert_array_equal(sum(np.outer(p, q) for p, q in terms), m.table)
+    # perforation drops rows of the partial-product array: (a - its low bits) * b
+    (p, q), *rest = factorize(builtin("perforated", 0, 2))
+    assert not rest
+    a = np.arange(-255, 256)
+    np.testing.assert_array_equal(p, np.sign(a) * (np.abs(a) & ~3))
+    assert factorize(MULTIPLIERS["random table"]) is None
