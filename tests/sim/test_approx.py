@@ -155,4 +155,5 @@ def test_factorized_terms_rebuild_the_table_and_perforation_is_one_product() -> 
     assert not rest
     a = np.arange(-255, 256)
     np.testing.assert_array_equal(p, np.sign(a) * (np.abs(a) & ~3))
+    np.testing.assert_array_equal(q, a)
     assert factorize(MULTIPLIERS["random table"]) is None
