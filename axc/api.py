@@ -295,11 +295,13 @@ def multiplier_report(
     *,
     cost: bool = False,
     plot: str | os.PathLike[str] | None = None,
+    emit: str | os.PathLike[str] | None = None,
     base: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """What ``axc multipliers show`` prints: a multiplier's definition, operand
     range, error metrics and (with ``cost``) its LUT and CARRY counts from
-    yosys. ``spec`` is a built-in form (``trunc(4)``) or a .c, .v or .npy file."""
+    yosys. ``spec`` is a built-in form (``trunc(4)``) or a .c, .v or .npy file.
+    ``emit`` names a folder to write its C++ (.h) and Verilog (.v) views to."""
     from axc.arith.metrics import error_metrics
     from axc.arith.multipliers import FAMILIES, parse_multiplier
 
@@ -322,6 +324,13 @@ def multiplier_report(
 
         result = synthesize(m.verilog(), m.identifier())
         report["cost"] = {"luts": result.luts, "carry": result.carry, "yosys": result.yosys}
+    if emit is not None:
+        folder = Path(emit)
+        folder.mkdir(parents=True, exist_ok=True)
+        header, module = folder / f"{m.identifier()}.h", folder / f"{m.identifier()}.v"
+        header.write_text(m.cpp())
+        module.write_text(m.verilog())
+        report["emitted"] = [str(header), str(module)]
     if plot is not None:
         from axc.report.plots import plot_multiplier_error
 

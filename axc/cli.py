@@ -50,6 +50,7 @@ EPILOGS = {
   axc multipliers show "trunc(4)"
   axc multipliers show mul8u_xxx.c --plot error.png
   axc multipliers show drum --bits 6 --json
+  axc multipliers show "bam(1, 6)" --emit build/mul    # its C++ and Verilog views
 """,
 }
 
@@ -147,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--bits", type=int, default=8, help="operand width of a built-in, 2..8")
     q.add_argument("--cost", action="store_true", help="synthesize with yosys for its LUT count")
     q.add_argument("--plot", metavar="PNG", help="write a plot of its error to PNG")
+    q.add_argument("--emit", metavar="DIR", help="write its C++ (.h) and Verilog (.v) views to DIR")
     q.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
@@ -301,7 +303,9 @@ def _cmd_multipliers(args: argparse.Namespace) -> int:
         if rows and "cost" in rows[0]:
             print(f"(yosys {rows[0]['cost']['yosys']}, synth_xilinx -nodsp)")
         return 0
-    report = api.multiplier_report(args.multiplier, args.bits, cost=args.cost, plot=args.plot)
+    report = api.multiplier_report(
+        args.multiplier, args.bits, cost=args.cost, plot=args.plot, emit=args.emit
+    )
     if args.json:
         _print_json(report)
         return 0
@@ -320,6 +324,8 @@ def _cmd_multipliers(args: argparse.Namespace) -> int:
         print(f"  {c['luts']} LUTs, {c['carry']} CARRY4 (yosys {c['yosys']}, synth_xilinx -nodsp)")
     if "plot" in report:
         print(f"  plot written to {report['plot']}")
+    for path in report.get("emitted", []):
+        print(f"  wrote {path}")
     return 0
 
 

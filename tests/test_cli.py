@@ -258,6 +258,10 @@ def test_multipliers_show_file_plot_and_text(capsys, tmp_path) -> None:
     code, out, _ = run(capsys, "multipliers", "show", "drum(3)", "--plot", str(png))
     assert code == 0 and "MAE" in out and "Hashemi" in out
     assert png.read_bytes()[:4] == b"\x89PNG"
+    code, out, _ = run(capsys, "multipliers", "show", "bam(1, 6)", "--emit", str(tmp_path / "v"))
+    assert code == 0
+    assert "module axc_mul_bam_1_6_8" in (tmp_path / "v" / "axc_mul_bam_1_6_8.v").read_text()
+    assert "axc_mul_bam_1_6_8(int32_t a" in (tmp_path / "v" / "axc_mul_bam_1_6_8.h").read_text()
 
 
 @pytest.mark.parametrize(
