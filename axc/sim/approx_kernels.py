@@ -73,12 +73,23 @@ def _lut_matmul(
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _lut_rows(cols: np.ndarray, lut: np.ndarray, lo: int, out: np.ndarray) -> None:
-    """out = lut[cols - lo] for integer-valued float32 ``cols``."""  # pragma: no cover
+def _lut_rows(
+    cols: np.ndarray, lut: np.ndarray, lo: int, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """out = lut[cols - lo] for integer-valued float32 ``cols``."""
     for i in numba.prange(cols.shape[0]):
         src, dst = cols[i], out[i]
         for j in range(src.shape[0]):
             dst[j] = lut[np.int32(src[j]) - lo]
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _to_index(cols: np.ndarray, lo: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """out = int(cols) - lo: table indices of integer-valued float32 operands."""
+    for i in numba.prange(cols.shape[0]):
+        src, dst = cols[i], out[i]
+        for j in range(src.shape[0]):
+            dst[j] = np.int32(src[j]) - lo
 
 
 def _apply_lut(cols: np.ndarray, lut: np.ndarray, lo: int) -> np.ndarray:
@@ -207,8 +218,15 @@ def factorize(m: Multiplier) -> list[tuple[np.ndarray, np.ndarray]] | None:
 # --------------------------------------------------------------- the plans
 class _Approx:
     def __init__(
-        self, attrs: dict[str, Any], w: np.ndarray, bias: np.ndarray | None, m: Multiplier
+        self,
+        attrs: dict[str, Any],
+        w: np.ndarray,
+        bias: np.ndarray | None,
+        m: Multiplier,
+        method: str | None = None,
     ) -> None:
+        """``method``: "terms" or "table" to force a computation (tests), else
+        the cheaper one for this layer."""
         self.attrs, self.m = attrs, m
         self.zx = int(attrs["x_zero_point"])
         zw = np.asarray(attrs["w_zero_point"], np.int64).reshape(-1)
@@ -225,25 +243,37 @@ class _Approx:
             bias.astype(np.int64) if bias is not None else np.zeros(count, np.int64)
         ).copy()
         self.requant = _Requant(attrs)
-        self.terms = factorize(m)
-        if self.terms is not None:
+        terms = factorize(m)
+        rows = count // max(1, int(attrs.get("group", 1)))
+        # Per column of patches, the factored form costs a BLAS product per
+        # term (about rows / 25 ns) plus a pass over the patches per term
+        # (about 0.5 ns); the table costs about 0.4 ns per row. Small layers
+        # with many terms run faster from the table.
+        cheaper = terms is not None and (
+            len(terms) * (rows / 25 + 0.5) < 0.4 * rows + (len(terms) == 1)
+        )
+        if method is not None and method not in ("terms", "table"):
+            raise ValueError(f"method must be 'terms' or 'table', not {method!r}")
+        if terms is not None and (method == "terms" or (method is None and cheaper)):
+            self.terms: list[tuple[np.ndarray, np.ndarray]] | None = terms
             # per term: its activation transform (None: the identity) and its
             # weights, q_j(w) as float32 (M, K)
             a = np.arange(m.a_lo, m.a_hi + 1, dtype=np.int64)
             self.term_luts = [
                 None if np.array_equal(p, a) else np.ascontiguousarray(p, np.float32)
-                for p, _ in self.terms
+                for p, _ in terms
             ]
-            self.term_weights = [
-                np.ascontiguousarray(q[wc - m.b_lo], np.float32) for _, q in self.terms
-            ]
+            self.term_weights = [np.ascontiguousarray(q[wc - m.b_lo], np.float32) for _, q in terms]
             self.term_bounds = [
                 (int(np.abs(p).max(initial=1)), int(np.abs(q[wc - m.b_lo]).max(initial=1)))
-                for p, q in self.terms
+                for p, q in terms
             ]
         else:
+            self.terms = None
             self.tt = np.ascontiguousarray(m.table.T, np.int32)
             self.wi = (wc - m.b_lo).astype(np.int32)
+            # int32 sums are exact while chunk * max|T| < 2^31
+            self.chunk = max(1, ((1 << 31) - 1) // max(1, int(np.abs(self.tt).max(initial=0))))
         self._checked: set[np.dtype] = set()
 
     def check_input(self, dtype: np.dtype) -> None:
@@ -273,10 +303,10 @@ class _Approx:
                 total = part.astype(np.float64) if total is None else total + part
             assert total is not None
             return total.astype(np.int64)
-        xi = (cols.astype(np.int32) - np.int32(self.m.a_lo)).astype(np.int32)
+        xi = np.empty(cols.shape, np.int32)
+        _to_index(np.ascontiguousarray(cols), self.m.a_lo, xi)
         wi = np.ascontiguousarray(self.wi[w_rows])
-        # int32 sums are exact while chunk * max|T| < 2^31
-        chunk = max(1, ((1 << 31) - 1) // max(1, int(np.abs(self.tt).max(initial=0))))
+        chunk = self.chunk
         total = np.zeros((wc.shape[0], cols.shape[1]), np.int64)
         part = np.empty((wc.shape[0], cols.shape[1]), np.int32)
         for k0 in range(0, wi.shape[1], chunk):

@@ -66,23 +66,29 @@ def _conv_case(group: int, pads, strides, dilations):
     return x, w, b, attrs
 
 
+@pytest.mark.parametrize("method", ["terms", "table"])
 @pytest.mark.parametrize("name", list(MULTIPLIERS))
 @pytest.mark.parametrize(
     "geometry",
     [(1, (1, 1, 1, 1), (1, 1), (1, 1)), (2, (0, 1, 2, 1), (2, 1), (1, 2))],
 )
-def test_approximate_conv_matches_direct_loops(name, geometry) -> None:
+def test_approximate_conv_matches_direct_loops(name, geometry, method) -> None:
+    """Both computations (the factored terms where the table has them, and
+    the table gather) against direct loops."""
     mult = MULTIPLIERS[name]
     x, w, b, attrs = _conv_case(*geometry)
-    got = ApproxConv(attrs, w, b, mult)([x, w, b])[0]
+    layer = ApproxConv(attrs, w, b, mult, method=method)
+    assert (layer.terms is not None) == (method == "terms" and decompose(mult) is not None)
+    got = layer([x, w, b])[0]
     expected = reference_conv(
         x, w, b, attrs, product=lambda p, q: mult(p, np.broadcast_to(q, p.shape))
     )
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("method", ["terms", "table"])
 @pytest.mark.parametrize("name", list(MULTIPLIERS))
-def test_approximate_gemm_matches_direct_sums_and_wraps(name) -> None:
+def test_approximate_gemm_matches_direct_sums_and_wraps(name, method) -> None:
     mult = MULTIPLIERS[name]
     a = RNG.integers(-128, 128, (6, 200)).astype(np.int8)
     w = RNG.integers(-127, 128, (5, 200)).astype(np.int8)
@@ -97,7 +103,8 @@ def test_approximate_gemm_matches_direct_sums_and_wraps(name) -> None:
     ac = a.astype(np.int64) + 128
     acc = mult(ac[:, None, :], w.astype(np.int64)[None, :, :]).sum(axis=2) + b
     expected = requant.apply(wrap(acc, 20), axis=1)
-    np.testing.assert_array_equal(ApproxGemm(attrs, w, b, mult)([a, w, b])[0], expected)
+    layer = ApproxGemm(attrs, w, b, mult, method=method)
+    np.testing.assert_array_equal(layer([a, w, b])[0], expected)
 
 
 def test_the_exact_multiplier_gives_the_exact_kernel() -> None:
