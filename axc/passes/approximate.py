@@ -41,10 +41,12 @@ class ApproximateParams:
         if not 2 <= self.bits <= 8:
             raise ValueError(f"bits must be 2..8, got {self.bits}")
         name, _ = _spec_parts(self.multiplier)
-        if name in FAMILIES:
-            parse_multiplier(self.multiplier, bits=self.bits)  # report bad parameters here
-        elif name not in ("evo", "file") and not name.endswith((".c", ".v", ".sv", ".npy")):
-            parse_multiplier(self.multiplier, bits=self.bits)  # unknown name: did you mean
+        is_file = name in ("evo", "file") or name.endswith((".c", ".v", ".sv", ".npy"))
+        if not is_file:  # files are read when the pass runs, next to the directives
+            try:
+                parse_multiplier(self.multiplier, bits=self.bits)
+            except UserError as exc:  # located at the directive by the binder
+                raise ValueError(str(exc)) from None
 
 
 @register_pass
