@@ -28,6 +28,7 @@ import numpy as np
 from axc.arith.multipliers import Multiplier
 from axc.errors import UserError
 from axc.sim.int_kernels import _accumulate, _im2col2d, _Requant, storage
+from axc.sim.jit import parallel_kernel
 from axc.sim.kernels import _pad_spatial, _windows
 
 __all__ = ["approximate_conv", "approximate_gemm", "decompose"]
@@ -35,7 +36,7 @@ __all__ = ["approximate_conv", "approximate_gemm", "decompose"]
 _COLS_BYTES = 64 << 20  # bound on one patch matrix; larger batches are processed in slices
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _lut_matmul(
     xi: np.ndarray, wi: np.ndarray, tt: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
@@ -72,7 +73,7 @@ def _lut_matmul(
                         acc[q] += row[idx[q]]
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _lut_rows(
     cols: np.ndarray, lut: np.ndarray, lo: int, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
@@ -83,7 +84,7 @@ def _lut_rows(
             dst[j] = lut[np.int32(src[j]) - lo]
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _to_index(cols: np.ndarray, lo: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
     """out = int(cols) - lo: table indices of integer-valued float32 operands."""
     for i in numba.prange(cols.shape[0]):

@@ -27,6 +27,7 @@ import numpy as np
 from axc.errors import UserError
 from axc.ir import BATCH, Graph, Node
 from axc.sim import int_kernels as _int_kernels  # noqa: F401  (registers the integer kernels)
+from axc.sim.jit import serial
 from axc.sim.kernels import KERNELS, PLANS
 
 __all__ = ["Executor", "run"]
@@ -205,12 +206,12 @@ class Executor:
         ]
 
         def shard(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-            numba.set_num_threads(1)  # per thread: this shard's kernels run serially
-            return self._run(part, None)
+            with serial():  # this thread's kernels run their serial builds
+                return self._run(part, None)
 
         with _single_threaded_blas():
             futures = [_pool(self.threads).submit(shard, p) for p in parts[1:]]
-            first = self._run(parts[0], None, serial=True)
+            first = self._run(parts[0], None, serial_run=True)
             results = [first, *(f.result() for f in futures)]
         constants = self.graph.constants
         return {
@@ -224,15 +225,11 @@ class Executor:
         self,
         values: dict[str, np.ndarray],
         observe: Callable[[str, np.ndarray], None] | None,
-        serial: bool = False,
+        serial_run: bool = False,
     ) -> dict[str, np.ndarray]:
-        if serial:
-            saved = numba.get_num_threads()
-            numba.set_num_threads(1)
-            try:
+        if serial_run:
+            with serial():
                 return self._run(values, observe)
-            finally:
-                numba.set_num_threads(saved)
         if observe is not None:
             for name, value in values.items():
                 observe(name, value)

@@ -18,6 +18,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from axc.sim.jit import parallel_kernel
 from axc.sim.kernels import PLANS, _pad_spatial, _pool_windows, _windows, kernel
 
 __all__ = ["exact_matmul", "requantize"]
@@ -28,7 +29,7 @@ _IM2COL_BYTES = 128 << 20  # bound on one im2col buffer; larger batches are proc
 
 
 # ------------------------------------------------------------- numba parts
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _requant3(
     acc: np.ndarray,
     mult: np.ndarray,
@@ -114,7 +115,7 @@ def _finish_row(
             dst[k] = min(max(y, qmin), qmax)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _finish3(
     total: np.ndarray,
     small: bool,
@@ -150,7 +151,7 @@ def _finish3(
         )
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _quantize3(
     x: np.ndarray,
     offset_first: bool,
@@ -173,7 +174,7 @@ def _quantize3(
             out[a, ch, k] = min(max(q, qmin), qmax)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _qadd(
     a: np.ndarray,
     b: np.ndarray,
@@ -194,7 +195,7 @@ def _qadd(
         out[i] = min(max(y, qmin), qmax)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _divide_round_half_up(
     total: np.ndarray, count: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
@@ -382,7 +383,7 @@ def _accumulate(w: np.ndarray, cols: np.ndarray, bound_w: int, bound_x: int) -> 
     return total
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _im2col_kernel(
     x: np.ndarray,
     c0: int,
@@ -575,7 +576,7 @@ PLANS["QConv"] = _plan_linear("QConv")
 PLANS["QGemm"] = _plan_linear("QGemm")
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _qadd_float32(
     a: np.ndarray,
     b: np.ndarray,

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from axc.ir.ops import pool_output_dim
+from axc.sim.jit import parallel_kernel
 
 __all__ = ["KERNELS"]
 
@@ -158,7 +159,7 @@ def _tiles(x: np.ndarray, attrs: dict[str, Any]) -> np.ndarray | None:
     return x.reshape(shape)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _max_pool2d(
     x: np.ndarray,
     kh: int,
@@ -268,7 +269,7 @@ def average_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.n
     return [(total / counts).astype(x.dtype)]
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@parallel_kernel
 def _global_mean(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     rows, size = x.shape
     for i in numba.prange(rows):
