@@ -31,24 +31,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
 import numpy as np
-import onnx
-import onnxruntime as ort
-from timing import best_of
+from timing import best_of, light_resnet50, ort_session
 
 import axc
 from axc.ir.stats import layer_macs
 from axc.sim import Executor
 
 ROOT = Path(__file__).resolve().parent.parent
-LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
-
-
-def session(model: str) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def variants(folder: Path) -> dict[str, str]:
@@ -69,7 +58,7 @@ def measure(label: str, path: Path, x: np.ndarray, calib: np.ndarray, repeat: in
     name = base.inputs[0]
     np.savez(folder / "calib.npz", x=calib)
     quantize = f'quantize * data="{folder / "calib.npz"}" samples={len(calib)}\n'
-    float_session = session(str(path))
+    float_session = ort_session(str(path))
     t_f32 = best_of(lambda: float_session.run(None, {name: x}), repeat)
     row: dict[str, object] = {"model": label, "batch": int(x.shape[0]), "gmac": macs / 1e9}
     row["ort_float32_images_per_s"] = x.shape[0] / t_f32
@@ -101,15 +90,7 @@ def main() -> None:
         if not args.quick:
             rng = np.random.default_rng(0)
             x = rng.standard_normal((8, 3, 224, 224)).astype(np.float32)
-            path = folder / "resnet50.onnx"
-            m = onnx.load(str(LIGHT / "light_resnet50.onnx"))
-            m.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
-            m.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
-            for i, init in enumerate(m.graph.initializer):
-                if init.name == "OC2_DUMMY_1":
-                    free = onnx.numpy_helper.from_array(np.array([0, -1], np.int64), init.name)
-                    m.graph.initializer[i].CopyFrom(free)
-            onnx.save(m, str(path))
+            path = light_resnet50(folder)
             rows.append(measure("resnet50 (light)", path, x, x, max(1, args.repeat - 2), folder))
     if args.json:
         print(json.dumps(rows, indent=1))

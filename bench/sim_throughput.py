@@ -29,24 +29,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 os.environ.setdefault("MKL_NUM_THREADS", "2")
 
 import numpy as np
-import onnx
-import onnxruntime as ort
-from timing import best_of
+from timing import best_of, light_resnet50, ort_session
 
 import axc
 from axc.ir.stats import layer_macs
 from axc.sim import Executor
 
 ROOT = Path(__file__).resolve().parent.parent
-LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
-
-
-def session(model: str | bytes) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def ort_int8(path: Path, name: str, calib: np.ndarray, folder: Path) -> Path:
@@ -87,8 +76,8 @@ def measure(
     np.savez(folder / "calib.npz", x=calib)
     axc.apply(graph, f'quantize * data="{folder / "calib.npz"}" samples={len(calib)}\n')
     executor = Executor(graph)
-    float_session = session(str(path))
-    int8_session = session(str(ort_int8(path, name, calib, folder)))
+    float_session = ort_session(str(path))
+    int8_session = ort_session(str(ort_int8(path, name, calib, folder)))
     t_axc = best_of(lambda: executor.run({name: x}), repeat)
     t_f32 = best_of(lambda: float_session.run(None, {name: x}), repeat)
     t_i8 = best_of(lambda: int8_session.run(None, {name: x}), repeat)
@@ -126,17 +115,7 @@ def main() -> None:
             rng = np.random.default_rng(0)
             x = rng.standard_normal((8, 3, 224, 224)).astype(np.float32)
             calib = rng.standard_normal((8, 3, 224, 224)).astype(np.float32)
-            path = folder / "resnet50.onnx"
-            model = onnx.load(str(LIGHT / "light_resnet50.onnx"))
-            # the model hard-codes batch 1 (input, output and its final Reshape to
-            # [1, 2048]); make the batch free so both engines run batch 8
-            model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
-            model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
-            for i, init in enumerate(model.graph.initializer):
-                if init.name == "OC2_DUMMY_1":
-                    free = onnx.numpy_helper.from_array(np.array([0, -1], np.int64), init.name)
-                    model.graph.initializer[i].CopyFrom(free)
-            onnx.save(model, str(path))
+            path = light_resnet50(folder)
             rows.append(measure("resnet50 (light)", path, x, calib, args.repeat, folder))
     if args.json:
         print(json.dumps(rows, indent=1))

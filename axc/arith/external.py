@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from axc.arith.multipliers import Multiplier
+from axc.arith.multipliers import Multiplier, sign_magnitude
 from axc.arith.sweep import sweep_c, sweep_verilog
 from axc.errors import UserError
 
@@ -57,14 +57,6 @@ def load_multiplier(path: str | Path, base: str | Path | None = None) -> Multipl
     if suffix in (".v", ".sv"):
         return _from_verilog(file)
     raise UserError(f"{file}: a multiplier file is .c, .v, .sv or .npy")
-
-
-def _wrap_unsigned(core: np.ndarray, bits: int) -> np.ndarray:
-    lim = (1 << bits) - 1
-    a = np.arange(-lim, lim + 1)[:, None]
-    b = np.arange(-lim, lim + 1)[None, :]
-    values = core[np.abs(a), np.abs(b)]
-    return np.where((a < 0) ^ (b < 0), -values, values)
 
 
 def from_table(
@@ -116,7 +108,7 @@ def from_table(
     return Multiplier(
         name=name,
         bits=bits,
-        table=_wrap_unsigned(table, bits).astype(np.int32),
+        table=sign_magnitude(table).astype(np.int32),
         a_lo=-((1 << bits) - 1),
         b_lo=-((1 << bits) - 1),
         family="external",

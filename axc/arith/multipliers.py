@@ -456,6 +456,16 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+def sign_magnitude(core: np.ndarray) -> np.ndarray:
+    """The table on operands -(2^n - 1)..2^n - 1 of the wrapper
+    sign(a) sign(b) core(|a|, |b|), from the (2^n, 2^n) unsigned core table."""
+    lim = core.shape[0] - 1
+    a = np.arange(-lim, lim + 1)[:, None]
+    b = np.arange(-lim, lim + 1)[None, :]
+    values = core[np.abs(a), np.abs(b)]
+    return np.where((a < 0) ^ (b < 0), -values, values)
+
+
 def builtin(family: str, *params: int, bits: int = 8) -> Multiplier:
     """A built-in family's multiplier on sign-magnitude operands with ``bits``-bit magnitudes."""
     if family not in FAMILIES:
@@ -469,10 +479,8 @@ def builtin(family: str, *params: int, bits: int = 8) -> Multiplier:
     fam.check(bits, values)
     core = fam.build(bits, *values)
     lim = (1 << bits) - 1
-    a = np.arange(-lim, lim + 1, dtype=np.int64)[:, None]
-    b = np.arange(-lim, lim + 1, dtype=np.int64)[None, :]
-    core_table = ex.evaluate(core, {"a": np.abs(a), "b": np.abs(b)})
-    table = np.where((a < 0) ^ (b < 0), -core_table, core_table)
+    grid = np.arange(lim + 1, dtype=np.int64)
+    table = sign_magnitude(ex.evaluate(core, {"a": grid[:, None], "b": grid[None, :]}))
     out_lim = 1 << (2 * bits + 1)
     if np.abs(table).max() >= out_lim:  # pragma: no cover - a family's definition error
         raise ValueError(f"{family}{values}: products exceed {2 * bits + 2} bits")

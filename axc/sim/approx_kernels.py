@@ -27,7 +27,13 @@ import numpy as np
 
 from axc.arith.multipliers import Multiplier
 from axc.errors import UserError
-from axc.sim.int_kernels import _accumulate, _im2col2d, _Requant, storage
+from axc.sim.int_kernels import (
+    _accumulate,
+    _im2col2d,
+    _Requant,
+    conv_output_shape,
+    storage,
+)
 from axc.sim.jit import parallel_kernel
 from axc.sim.kernels import _pad_spatial, _windows
 
@@ -329,12 +335,8 @@ class ApproxConv(_Approx):
         m, cin = self.w_shape[0], self.w_shape[1]
         mg = m // group
         xf = _pad_spatial(x.astype(np.float32) - np.float32(self.zx), attrs["pads"], 0.0)
-        kernel_shape, strides = attrs["kernel_shape"], attrs["strides"]
-        out_spatial = [
-            (xf.shape[2 + i] - ((kernel_shape[i] - 1) * attrs["dilations"][i] + 1)) // strides[i]
-            + 1
-            for i in range(nd)
-        ]
+        kernel_shape = attrs["kernel_shape"]
+        out_spatial = conv_output_shape(xf.shape, attrs)
         pixels = math.prod(out_spatial)
         n = x.shape[0]
         k = cin * math.prod(kernel_shape)

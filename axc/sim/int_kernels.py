@@ -428,6 +428,15 @@ def _im2col2d(
     return out.reshape(k, -1) if across else out
 
 
+def conv_output_shape(padded: Sequence[int], attrs: dict[str, Any]) -> list[int]:
+    """Output spatial sizes of a convolution over an already padded (N, C, ...) input."""
+    kernel, strides, dilations = attrs["kernel_shape"], attrs["strides"], attrs["dilations"]
+    return [
+        (padded[2 + i] - ((kernel[i] - 1) * dilations[i] + 1)) // strides[i] + 1
+        for i in range(len(kernel))
+    ]
+
+
 class _Linear:
     """What a QConv or QGemm computes before seeing its input: float32 weights,
     the per-channel offset (bias and zero-point corrections) and the requantizer."""
@@ -468,11 +477,7 @@ class _QConv(_Linear):
         xf = _pad_spatial(self.input(x), attrs["pads"], float(self.zx) if self.raw else 0.0)
         bound_x = self.bound_x(x.dtype)
         kernel_shape, strides = attrs["kernel_shape"], attrs["strides"]
-        out_spatial = [
-            (xf.shape[2 + i] - ((kernel_shape[i] - 1) * attrs["dilations"][i] + 1)) // strides[i]
-            + 1
-            for i in range(nd)
-        ]
+        out_spatial = conv_output_shape(xf.shape, attrs)
         pixels = math.prod(out_spatial)
         n = x.shape[0]
         pointwise = all(k == 1 for k in kernel_shape) and all(s == 1 for s in strides)
