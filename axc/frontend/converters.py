@@ -968,6 +968,53 @@ def _microsoft_qlinear_average_pool(ctx: ImportContext) -> None:
     ctx.graph.tensors[out].quant = _params(y_scale, y_zero, None)
 
 
+@converts("com.microsoft.QLinearGlobalAveragePool")
+def _microsoft_qlinear_global_average_pool(ctx: ImportContext) -> None:
+    """onnxruntime's QLinearGlobalAveragePool: the integer sum of x - x_zp over
+    the image, then ``round_half_even(float32(sum) * s) + y_zp`` with
+    ``s = float32(x_scale / float32(y_scale * N))``, N the image size. That is a
+    depthwise QConv with a window of the whole image, weights 1 and the
+    float32 requantizer, which axc runs and exports as it is."""
+    node = ctx.current
+    if int(ctx.attr("channels_last", 0)):
+        ctx.fail("channels_last=1 is not supported")
+    x_scale, x_zero = ctx.numeric(1, "x scale"), _zero_point(ctx, 2, None, "x zero point")
+    y_scale, y_zero = ctx.numeric(3, "y scale"), _zero_point(ctx, 4, None, "y zero point")
+    assert x_scale is not None and y_scale is not None
+    shape = ctx.shape(node.input[0])
+    channels, spatial = int(shape[1]), [int(d) for d in shape[2:]]
+    size = int(np.prod(spatial))
+    s = np.float32(x_scale.reshape(-1)[0]) / (
+        np.float32(y_scale.reshape(-1)[0]) * np.float32(size)
+    )
+    info = np.iinfo(y_zero.dtype)
+    requant = float32_requantizer(
+        np.array([s], np.float32), int(y_zero.reshape(-1)[0]), info.min, info.max
+    )
+    nd = len(spatial)
+    window: dict[str, object] = {
+        "kernel_shape": tuple(spatial),
+        "strides": (1,) * nd,
+        "pads": (0,) * (2 * nd),
+        "dilations": (1,) * nd,
+        "group": channels,
+    }
+    ones = np.ones((channels, 1, *spatial), np.int8)
+    _linear_integer(
+        ctx,
+        "QConv",
+        node.input[0],
+        ones,
+        x_zero,
+        np.zeros(1, np.int8),
+        None,
+        requant,
+        y_zero.dtype,
+        window,
+    )
+    ctx.graph.tensors[ctx.ir(node.output[0])].quant = _params(y_scale, y_zero, None)
+
+
 @converts("MatMulInteger")
 def _matmul_integer(ctx: ImportContext) -> None:
     node = ctx.current

@@ -362,3 +362,25 @@ def axc_integers_of(model: Path, name: str, x: np.ndarray, wanted: str) -> np.nd
     seen: dict[str, np.ndarray] = {}
     Executor(axc.load(model)).run({name: x}, observe=lambda n, v: seen.__setitem__(n, v))
     return seen[wanted]
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_qoperator_global_average_pool_is_bit_exact(tmp_path, per_channel) -> None:
+    """onnxruntime's QLinearGlobalAveragePool (its QOperator format writes it
+    for GlobalAveragePool) imports as a whole-image depthwise QConv with the
+    kernel's float32 requantizer; the strided CNN agrees bit for bit."""
+    src, name, calib, test = strided_cnn(tmp_path)
+    dst = ort_quantize(
+        src,
+        tmp_path / "qop.onnx",
+        name,
+        calib,
+        per_channel=per_channel,
+        reduce_range=True,
+        quant_format=QuantFormat.QOperator,
+    )
+    ops = {n.op_type for n in onnx.load(str(dst)).graph.node}
+    assert "QLinearGlobalAveragePool" in ops
+    ours = axc_integers(dst, name, test)
+    for level in ("ORT_ENABLE_ALL", "ORT_ENABLE_BASIC"):
+        np.testing.assert_array_equal(ours, ort_integers(dst, name, test, level), err_msg=level)
