@@ -984,9 +984,7 @@ def _microsoft_qlinear_global_average_pool(ctx: ImportContext) -> None:
     shape = ctx.shape(node.input[0])
     channels, spatial = int(shape[1]), [int(d) for d in shape[2:]]
     size = int(np.prod(spatial))
-    s = np.float32(x_scale.reshape(-1)[0]) / (
-        np.float32(y_scale.reshape(-1)[0]) * np.float32(size)
-    )
+    s = np.float32(x_scale.reshape(-1)[0]) / (np.float32(y_scale.reshape(-1)[0]) * np.float32(size))
     info = np.iinfo(y_zero.dtype)
     requant = float32_requantizer(
         np.array([s], np.float32), int(y_zero.reshape(-1)[0]), info.min, info.max
