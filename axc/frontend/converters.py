@@ -1013,6 +1013,57 @@ def _microsoft_qlinear_global_average_pool(ctx: ImportContext) -> None:
     ctx.graph.tensors[ctx.ir(node.output[0])].quant = _params(y_scale, y_zero, None)
 
 
+@converts("com.microsoft.QLinearConcat")
+def _microsoft_qlinear_concat(ctx: ImportContext) -> None:
+    """onnxruntime's QLinearConcat (Y_scale, Y_zp, then X, X_scale, X_zp per
+    input): an input with the output's scale and zero point is copied; any
+    other goes through a table onnxruntime builds as dequantize-then-quantize
+    in float32, i.e. Dequantize and Quantize here, then an integer Concat."""
+    node = ctx.current
+    if (len(node.input) - 2) % 3 or len(node.input) < 5:
+        ctx.fail("expected Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input")
+    y_scale, y_zero = ctx.numeric(0, "y scale"), _zero_point(ctx, 1, None, "y zero point")
+    assert y_scale is not None
+    info = np.iinfo(y_zero.dtype)
+    ys, yz = float(np.float32(y_scale.reshape(-1)[0])), int(y_zero.reshape(-1)[0])
+    parts: list[str] = []
+    for i in range(2, len(node.input), 3):
+        x = node.input[i]
+        x_scale, x_zero = ctx.numeric(i + 1, "x scale"), _zero_point(ctx, i + 2, None, "x zp")
+        assert x_scale is not None
+        xs, xz = float(np.float32(x_scale.reshape(-1)[0])), int(x_zero.reshape(-1)[0])
+        if (xs, xz) == (ys, yz) and x_zero.dtype == y_zero.dtype:
+            parts.append(x)
+            continue
+        d_attrs = {"scale": (xs,), "zero_point": (xz,), "axis": None}
+        (real,) = ctx.emit("Dequantize", [x], d_attrs, suffix=f".dequantize{i // 3}", dtype=FLOAT32)
+        q_attrs = {
+            "scale": (ys,),
+            "zero_point": (yz,),
+            "axis": None,
+            "qmin": int(info.min),
+            "qmax": int(info.max),
+        }
+        (q,) = ctx.emit(
+            "Quantize",
+            [real],
+            q_attrs,
+            suffix=f".requantize{i // 3}",
+            dtype=ElemType.from_numpy(y_zero.dtype),
+        )
+        parts.append(q)
+    rank = len(ctx.shape(parts[0]))
+    axis = _axis(int(ctx.attr("axis")), rank)
+    (out,) = ctx.emit(
+        "Concat",
+        parts,
+        {"axis": axis},
+        outputs=[node.output[0]],
+        dtype=ElemType.from_numpy(y_zero.dtype),
+    )
+    ctx.graph.tensors[out].quant = _params(y_scale, y_zero, None)
+
+
 @converts("MatMulInteger")
 def _matmul_integer(ctx: ImportContext) -> None:
     node = ctx.current

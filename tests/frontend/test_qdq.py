@@ -384,3 +384,47 @@ def test_qoperator_global_average_pool_is_bit_exact(tmp_path, per_channel) -> No
     ours = axc_integers(dst, name, test)
     for level in ("ORT_ENABLE_ALL", "ORT_ENABLE_BASIC"):
         np.testing.assert_array_equal(ours, ort_integers(dst, name, test, level), err_msg=level)
+
+
+def branches_cnn(tmp_path: Path) -> tuple[Path, str, np.ndarray, np.ndarray]:
+    """Two convolution branches of different ranges, concatenated, then a Gemm."""
+    rng = np.random.default_rng(9)
+    init = {
+        "w1": rng.standard_normal((4, 2, 3, 3)).astype(np.float32) * 0.5,
+        "w2": rng.standard_normal((3, 2, 1, 1)).astype(np.float32) * 2.0,
+        "fc": rng.standard_normal((5, 7 * 6 * 6)).astype(np.float32) * 0.1,
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["x", "w2"], ["b"]),
+        helper.make_node("Concat", ["a", "b"], ["c"], axis=1),
+        helper.make_node("Flatten", ["c"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1),
+    ]
+    model = make_model(
+        nodes, [tensor("x", ["N", 2, 6, 6])], [tensor("y", ["N", 5])], init, opset=13
+    )
+    x = rng.standard_normal((300, 2, 6, 6)).astype(np.float32)
+    return save(model, tmp_path / "branches.onnx"), "x", x[:100], x[100:]
+
+
+def test_qoperator_concat_of_different_scales_is_bit_exact(tmp_path) -> None:
+    src, name, calib, test = branches_cnn(tmp_path)
+    dst = ort_quantize(
+        src,
+        tmp_path / "qop.onnx",
+        name,
+        calib,
+        per_channel=True,
+        reduce_range=True,
+        quant_format=QuantFormat.QOperator,
+    )
+    ops = [n.op_type for n in onnx.load(str(dst)).graph.node]
+    assert "QLinearConcat" in ops
+    ours = axc_integers(dst, name, test)
+    for level in ("ORT_ENABLE_ALL", "ORT_ENABLE_BASIC"):
+        np.testing.assert_array_equal(ours, ort_integers(dst, name, test, level), err_msg=level)
+    graph = axc.load(dst)
+    assert any(n.op == "Concat" for n in graph.nodes.values())
+    rescaled = [n for n in graph.nodes.values() if ".requantize" in n.name]
+    assert rescaled  # the branches' scales differ: at least one is requantized
