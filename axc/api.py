@@ -225,6 +225,11 @@ def compile(
         "imported": before,
         "compiled": after,
         "target": graph.metadata.get("target"),
+        "approximate": {
+            n.name: n.annotations["multiplier"]
+            for n in graph.topological()
+            if n.annotations.get("multiplier")
+        },
         "passes": [
             {
                 "directive": r.directive,
@@ -278,6 +283,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary.get("target"):
         t = summary["target"]
         lines.append("target      " + " ".join(f"{k}={v}" for k, v in t.items()))
+    approximate = summary.get("approximate") or {}
+    for layer, spec in approximate.items():
+        lines.append(f"multiplier  {layer}: {spec}")
+    if approximate:
+        lines.append(
+            "            (the ONNX export computes these layers' products exactly: "
+            "ONNX has no approximate multiplier)"
+        )
     for p in summary["passes"]:
         n = len(p["targets"])
         what = f"{n} layer{'s' if n != 1 else ''}" if n else "graph"

@@ -9,6 +9,7 @@ scales, from ConvInteger or MatMulInteger, are written as those ops).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable
@@ -385,6 +386,22 @@ def export_model(graph: Graph) -> onnx.ModelProto:
         onnx_graph, producer_name="axc", opset_imports=[helper.make_opsetid("", EXPORT_OPSET)]
     )
     model.ir_version = 8
+    approximate = {
+        n.name: n.annotations["multiplier"]
+        for n in graph.topological()
+        if n.annotations.get("multiplier") and n.annotations["multiplier"] != "exact"
+    }
+    if approximate:
+        # ONNX has no approximate multiplier: the operators compute exact
+        # products; the choice is recorded so that nobody mistakes the two
+        helper.set_model_props(
+            model,
+            {
+                "axc.approximate_multipliers": json.dumps(approximate),
+                "axc.note": "these layers' products are approximate in axc's IR and "
+                "simulator; the ONNX operators here compute them exactly",
+            },
+        )
     onnx.checker.check_model(model)
     return model
 

@@ -77,3 +77,19 @@ def test_missing_compiler_says_what_to_install(monkeypatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(ToolError, match=r"g\+\+ is needed .* apt-get install g\+\+"):
         sweep_c("int f(int a, int b) { return a * b; }", "f", (0, 3), (0, 3))
+
+
+def test_compile_records_the_multipliers_and_says_onnx_computes_exactly(tmp_path) -> None:
+    import json
+
+    import onnx
+
+    ax = tmp_path / "d.ax"
+    ax.write_text(Q + "approximate op(Conv) multiplier=bam(1, 6)\n")
+    result = axc.compile(MODEL, ax, tmp_path / "out")
+    assert set(result.summary["approximate"].values()) == {"bam(1, 6)"}
+    assert "ONNX has no approximate multiplier" in (tmp_path / "out" / "summary.txt").read_text()
+    props = {
+        p.key: p.value for p in onnx.load(str(tmp_path / "out" / "digits_cnn.onnx")).metadata_props
+    }
+    assert set(json.loads(props["axc.approximate_multipliers"]).values()) == {"bam(1, 6)"}
