@@ -40,6 +40,7 @@ from axc.sim.kernels import _pad_spatial, _windows
 __all__ = ["approximate_conv", "approximate_gemm", "decompose"]
 
 _COLS_BYTES = 64 << 20  # bound on one patch matrix; larger batches are processed in slices
+_PACKED_MIN_COLUMNS = 2048  # below this, packing table rows costs more than it saves
 
 
 @parallel_kernel
@@ -77,6 +78,93 @@ def _lut_matmul(
                     idx = xi[k]
                     for q in range(q_count):
                         acc[q] += row[idx[q]]
+
+
+_LANE = 21  # three lanes of a 64-bit word
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _pack_rows(
+    tt: np.ndarray,
+    wi: np.ndarray,
+    m0: int,
+    count: int,
+    k: int,
+    bias: int,
+    row: np.ndarray,
+    lo: int,
+    hi: int,
+) -> None:  # pragma: no cover - compiled
+    """row[x] = the table rows of weights m0 .. m0 + count - 1 at tap k, each
+    offset by ``bias`` (so non-negative), in 21-bit lanes of one int64."""
+    r0 = tt[wi[m0, k]]
+    r1 = tt[wi[m0 + 1, k]] if count > 1 else r0
+    r2 = tt[wi[m0 + 2, k]] if count > 2 else r0
+    for x in range(lo, hi + 1):
+        row[x] = (
+            np.int64(r0[x] + bias)
+            | (np.int64(r1[x] + bias) << _LANE)
+            | (np.int64(r2[x] + bias) << (2 * _LANE))
+        )
+
+
+@parallel_kernel
+def _lut_matmul_packed(
+    xi: np.ndarray,
+    wi: np.ndarray,
+    tt: np.ndarray,
+    bias: int,
+    chunk: int,
+    lo: int,
+    hi: int,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """out[m, q] = sum_k tt[wi[m, k], xi[k, q]], six weights per pass: the
+    table rows of three weights are packed into 21-bit lanes of one int64, so
+    one lookup and one add serve three products. Entries are offset by
+    ``bias`` to be non-negative and a lane holds ``chunk`` of them without
+    carrying into the next; after each chunk of taps the lanes are unpacked.
+    ``lo``..``hi`` bound the activation indices (only those rows are packed)."""
+    m_count, k_count = wi.shape
+    q_count = xi.shape[1]
+    mask = (np.int64(1) << _LANE) - 1
+    for blk in numba.prange((m_count + 5) // 6):
+        m0 = blk * 6
+        mc = min(6, m_count - m0)
+        ma, mb = min(3, mc), max(0, mc - 3)
+        row_a = np.zeros(tt.shape[1], np.int64)
+        row_b = np.zeros(tt.shape[1], np.int64)
+        acc_a = np.empty(q_count, np.int64)
+        acc_b = np.empty(q_count, np.int64)
+        res = np.zeros((6, q_count), np.int64)
+        for k0 in range(0, k_count, chunk):
+            k1 = min(k_count, k0 + chunk)
+            acc_a[:] = 0
+            acc_b[:] = 0
+            for k in range(k0, k1):
+                _pack_rows(tt, wi, m0, ma, k, bias, row_a, lo, hi)
+                idx = xi[k]
+                if mb > 0:
+                    _pack_rows(tt, wi, m0 + 3, mb, k, bias, row_b, lo, hi)
+                    for q in range(q_count):
+                        v = idx[q]
+                        acc_a[q] += row_a[v]
+                        acc_b[q] += row_b[v]
+                else:
+                    for q in range(q_count):
+                        acc_a[q] += row_a[idx[q]]
+            offset = (k1 - k0) * bias
+            for q in range(q_count):
+                a, b = acc_a[q], acc_b[q]
+                res[0, q] += (a & mask) - offset
+                res[1, q] += ((a >> _LANE) & mask) - offset
+                res[2, q] += ((a >> (2 * _LANE)) & mask) - offset
+                res[3, q] += (b & mask) - offset
+                res[4, q] += ((b >> _LANE) & mask) - offset
+                res[5, q] += ((b >> (2 * _LANE)) & mask) - offset
+        for j in range(mc):
+            for q in range(q_count):
+                out[m0 + j, q] = res[j, q]
 
 
 @parallel_kernel
@@ -281,6 +369,11 @@ class _Approx:
             self.wi = (wc - m.b_lo).astype(np.int32)
             # int32 sums are exact while chunk * max|T| < 2^31
             self.chunk = max(1, ((1 << 31) - 1) // max(1, int(np.abs(self.tt).max(initial=0))))
+            # packed lanes: entries offset to [0, span] must sum within 21 bits
+            self.bias = -int(self.tt.min())
+            span = int(self.tt.max()) + self.bias
+            self.packed_chunk = ((1 << _LANE) - 1) // max(1, span) if span < (1 << 20) else 0
+            self.index_range = (0, self.tt.shape[1] - 1)
         self._checked: set[np.dtype] = set()
 
     def check_input(self, dtype: np.dtype) -> None:
@@ -288,6 +381,11 @@ class _Approx:
             return
         info = np.iinfo(dtype)
         lo, hi = int(info.min) - self.zx, int(info.max) - self.zx
+        if self.terms is None:  # the table rows the inputs seen so far can index
+            first, last = max(0, lo - self.m.a_lo), min(self.m.a_hi, hi) - self.m.a_lo
+            if self._checked:
+                first, last = min(first, self.index_range[0]), max(last, self.index_range[1])
+            self.index_range = (first, last)
         if lo < self.m.a_lo or hi > self.m.a_hi:
             raise UserError(
                 f"activations ({dtype}, zero point {self.zx}) span [{lo}, {hi}], beyond "
@@ -313,6 +411,12 @@ class _Approx:
         xi = np.empty(cols.shape, np.int32)
         _to_index(np.ascontiguousarray(cols), self.m.a_lo, xi)
         wi = np.ascontiguousarray(self.wi[w_rows])
+        if self.packed_chunk and cols.shape[1] >= _PACKED_MIN_COLUMNS:
+            # long rows of patches amortize packing three weights' table rows
+            out64 = np.empty((wc.shape[0], cols.shape[1]), np.int64)
+            lo, hi = self.index_range
+            _lut_matmul_packed(xi, wi, self.tt, self.bias, self.packed_chunk, lo, hi, out64)
+            return out64
         chunk = self.chunk
         total = np.zeros((wc.shape[0], cols.shape[1]), np.int64)
         part = np.empty((wc.shape[0], cols.shape[1]), np.int32)

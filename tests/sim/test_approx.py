@@ -66,15 +66,21 @@ def _conv_case(group: int, pads, strides, dilations):
     return x, w, b, attrs
 
 
-@pytest.mark.parametrize("method", ["terms", "table"])
+@pytest.mark.parametrize("method", ["terms", "table", "packed"])
 @pytest.mark.parametrize("name", list(MULTIPLIERS))
 @pytest.mark.parametrize(
     "geometry",
     [(1, (1, 1, 1, 1), (1, 1), (1, 1)), (2, (0, 1, 2, 1), (2, 1), (1, 2))],
 )
-def test_approximate_conv_matches_direct_loops(name, geometry, method) -> None:
-    """Both computations (the factored terms where the table has them, and
-    the table gather) against direct loops."""
+def test_approximate_conv_matches_direct_loops(name, geometry, method, monkeypatch) -> None:
+    """Every computation (the factored terms where the table has them, the
+    table gather, and the gather with three weights' rows packed per word)
+    against direct loops."""
+    import axc.sim.approx_kernels as approx
+
+    if method == "packed":  # packed lanes for any number of columns
+        monkeypatch.setattr(approx, "_PACKED_MIN_COLUMNS", 0)
+        method = "table"
     mult = MULTIPLIERS[name]
     x, w, b, attrs = _conv_case(*geometry)
     layer = ApproxConv(attrs, w, b, mult, method=method)
@@ -86,9 +92,14 @@ def test_approximate_conv_matches_direct_loops(name, geometry, method) -> None:
     np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("method", ["terms", "table"])
+@pytest.mark.parametrize("method", ["terms", "table", "packed"])
 @pytest.mark.parametrize("name", list(MULTIPLIERS))
-def test_approximate_gemm_matches_direct_sums_and_wraps(name, method) -> None:
+def test_approximate_gemm_matches_direct_sums_and_wraps(name, method, monkeypatch) -> None:
+    import axc.sim.approx_kernels as approx
+
+    if method == "packed":
+        monkeypatch.setattr(approx, "_PACKED_MIN_COLUMNS", 0)
+        method = "table"
     mult = MULTIPLIERS[name]
     a = RNG.integers(-128, 128, (6, 200)).astype(np.int8)
     w = RNG.integers(-127, 128, (5, 200)).astype(np.int8)
