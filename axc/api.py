@@ -337,17 +337,20 @@ def multiplier_report(
 
         result = synthesize(m.verilog(), m.identifier())
         report["cost"] = {"luts": result.luts, "carry": result.carry, "yosys": result.yosys}
-    if emit is not None:
-        folder = Path(emit)
-        folder.mkdir(parents=True, exist_ok=True)
-        header, module = folder / f"{m.identifier()}.h", folder / f"{m.identifier()}.v"
-        header.write_text(m.cpp())
-        module.write_text(m.verilog())
-        report["emitted"] = [str(header), str(module)]
-    if plot is not None:
-        from axc.report.plots import plot_multiplier_error
+    try:
+        if emit is not None:
+            folder = Path(emit)
+            folder.mkdir(parents=True, exist_ok=True)
+            header, module = folder / f"{m.identifier()}.h", folder / f"{m.identifier()}.v"
+            header.write_text(m.cpp())
+            module.write_text(m.verilog())
+            report["emitted"] = [str(header), str(module)]
+        if plot is not None:
+            from axc.report.plots import plot_multiplier_error
 
-        report["plot"] = str(plot_multiplier_error(m, Path(plot)))
+            report["plot"] = str(plot_multiplier_error(m, Path(plot)))
+    except OSError as exc:
+        raise UserError(f"cannot write {exc.filename or 'the output'}: {exc.strerror}") from None
     return report
 
 

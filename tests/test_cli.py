@@ -270,6 +270,8 @@ def test_multipliers_show_file_plot_and_text(capsys, tmp_path) -> None:
         (["multipliers", "show", "trunk(3)"], "did you mean 'trunc'"),
         (["multipliers", "show", "nothere.c"], "no such multiplier file"),
         (["multipliers", "show", "drum", "--bits", "12"], "2..8 bits"),
+        (["multipliers", "show", "exact", "--emit", "/dev/null/views"], "cannot write"),
+        (["multipliers", "show", "exact", "--plot", "/dev/null/e.png"], "cannot write"),
     ],
 )
 def test_multipliers_bad_input_is_a_user_error(capsys, argv, message) -> None:

@@ -927,6 +927,20 @@ def _microsoft_qlinear_add(ctx: ImportContext) -> None:
     ctx.graph.tensors[out].quant = _params(c_scale, c_zero, None)
 
 
+def _per_tensor(scale: np.ndarray, zero: np.ndarray, saturate: bool = False) -> dict[str, Any]:
+    """Dequantize (or, with ``saturate``, Quantize) attributes for one scale and
+    zero point; Quantize saturates to the zero point's integer type."""
+    attrs: dict[str, Any] = {
+        "scale": (float(np.float32(scale.reshape(-1)[0])),),
+        "zero_point": (int(zero.reshape(-1)[0]),),
+        "axis": None,
+    }
+    if saturate:
+        info = np.iinfo(zero.dtype)
+        attrs.update(qmin=int(info.min), qmax=int(info.max))
+    return attrs
+
+
 @converts("com.microsoft.QLinearAveragePool")
 def _microsoft_qlinear_average_pool(ctx: ImportContext) -> None:
     """onnxruntime's QLinearAveragePool: dequantize, average in float32 (row by
@@ -942,22 +956,10 @@ def _microsoft_qlinear_average_pool(ctx: ImportContext) -> None:
         ctx, x_shape[2:], ctx.attr("kernel_shape"), ceil_mode=bool(ctx.attr("ceil_mode", 0))
     )
     window["count_include_pad"] = bool(ctx.attr("count_include_pad", 0))
-    d_attrs = {
-        "scale": (float(x_scale.reshape(-1)[0]),),
-        "zero_point": (int(x_zero.reshape(-1)[0]),),
-        "axis": None,
-    }
+    d_attrs = _per_tensor(x_scale, x_zero)
     (real,) = ctx.emit("Dequantize", [node.input[0]], d_attrs, suffix=".dequantize", dtype=FLOAT32)
     (mean,) = ctx.emit("AveragePool", [real], window, suffix=".average")
-    info = np.iinfo(y_zero.dtype)
-    q_attrs = {
-        "scale": (float(y_scale.reshape(-1)[0]),),
-        "zero_point": (int(y_zero.reshape(-1)[0]),),
-        "axis": None,
-        "qmin": int(info.min),
-        "qmax": int(info.max),
-        "offset_first": True,
-    }
+    q_attrs = {**_per_tensor(y_scale, y_zero, saturate=True), "offset_first": True}
     (out,) = ctx.emit(
         "Quantize",
         [mean],
@@ -1024,26 +1026,18 @@ def _microsoft_qlinear_concat(ctx: ImportContext) -> None:
         ctx.fail("expected Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input")
     y_scale, y_zero = ctx.numeric(0, "y scale"), _zero_point(ctx, 1, None, "y zero point")
     assert y_scale is not None
-    info = np.iinfo(y_zero.dtype)
-    ys, yz = float(np.float32(y_scale.reshape(-1)[0])), int(y_zero.reshape(-1)[0])
+    y_attrs = _per_tensor(y_scale, y_zero)
     parts: list[str] = []
     for i in range(2, len(node.input), 3):
         x = node.input[i]
         x_scale, x_zero = ctx.numeric(i + 1, "x scale"), _zero_point(ctx, i + 2, None, "x zp")
         assert x_scale is not None
-        xs, xz = float(np.float32(x_scale.reshape(-1)[0])), int(x_zero.reshape(-1)[0])
-        if (xs, xz) == (ys, yz) and x_zero.dtype == y_zero.dtype:
+        d_attrs = _per_tensor(x_scale, x_zero)
+        if d_attrs == y_attrs and x_zero.dtype == y_zero.dtype:
             parts.append(x)
             continue
-        d_attrs = {"scale": (xs,), "zero_point": (xz,), "axis": None}
         (real,) = ctx.emit("Dequantize", [x], d_attrs, suffix=f".dequantize{i // 3}", dtype=FLOAT32)
-        q_attrs = {
-            "scale": (ys,),
-            "zero_point": (yz,),
-            "axis": None,
-            "qmin": int(info.min),
-            "qmax": int(info.max),
-        }
+        q_attrs = _per_tensor(y_scale, y_zero, saturate=True)
         (q,) = ctx.emit(
             "Quantize",
             [real],

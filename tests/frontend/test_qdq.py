@@ -70,6 +70,22 @@ def ort_quantize(
     return dst
 
 
+def ort_qoperator(
+    src: Path, tmp_path: Path, name: str, calib: np.ndarray, per_channel: bool
+) -> tuple[Path, set[str]]:
+    """The model in onnxruntime's QOperator format (7-bit weights), and its op types."""
+    dst = ort_quantize(
+        src,
+        tmp_path / "qop.onnx",
+        name,
+        calib,
+        per_channel=per_channel,
+        reduce_range=True,
+        quant_format=QuantFormat.QOperator,
+    )
+    return dst, {n.op_type for n in onnx.load(str(dst)).graph.node}
+
+
 def integer_output(model: Path) -> str:
     """The name of the quantized tensor the final DequantizeLinear reads."""
     m = onnx.load(str(model))
@@ -240,16 +256,7 @@ def test_qoperator_format_is_bit_exact(tmp_path, per_channel) -> None:
     """onnxruntime's QOperator format (QLinearConv, integer MaxPool, and its
     com.microsoft QGemm contrib op for dense layers)."""
     src, name, calib, test = digits(tmp_path)
-    dst = ort_quantize(
-        src,
-        tmp_path / "qop.onnx",
-        name,
-        calib,
-        per_channel=per_channel,
-        reduce_range=True,
-        quant_format=QuantFormat.QOperator,
-    )
-    ops = {n.op_type for n in onnx.load(str(dst)).graph.node}
+    dst, ops = ort_qoperator(src, tmp_path, name, calib, per_channel)
     assert {"QLinearConv", "QGemm"} <= ops
     np.testing.assert_array_equal(
         axc_integers(dst, name, test), ort_integers(dst, name, test, "ORT_ENABLE_ALL")
@@ -291,17 +298,8 @@ def test_residual_add_and_average_pool_are_bit_exact(tmp_path, per_channel) -> N
     integer kernel (QLinearConv, QLinearAdd, QLinearAveragePool, QGemm); axc
     reproduces each, so the whole network agrees bit for bit."""
     src, name, calib, test = residual_cnn(tmp_path)
-    dst = ort_quantize(
-        src,
-        tmp_path / "qop.onnx",
-        name,
-        calib,
-        per_channel=per_channel,
-        reduce_range=True,
-        quant_format=QuantFormat.QOperator,
-    )
-    ops = [n.op_type for n in onnx.load(str(dst)).graph.node]
-    assert {"QLinearConv", "QLinearAdd", "QLinearAveragePool", "QGemm"} <= set(ops)
+    dst, ops = ort_qoperator(src, tmp_path, name, calib, per_channel)
+    assert {"QLinearConv", "QLinearAdd", "QLinearAveragePool", "QGemm"} <= ops
     ours = axc_integers(dst, name, test)
     for level in ("ORT_ENABLE_ALL", "ORT_ENABLE_BASIC"):
         np.testing.assert_array_equal(ours, ort_integers(dst, name, test, level), err_msg=level)
@@ -370,16 +368,7 @@ def test_qoperator_global_average_pool_is_bit_exact(tmp_path, per_channel) -> No
     for GlobalAveragePool) imports as a whole-image depthwise QConv with the
     kernel's float32 requantizer; the strided CNN agrees bit for bit."""
     src, name, calib, test = strided_cnn(tmp_path)
-    dst = ort_quantize(
-        src,
-        tmp_path / "qop.onnx",
-        name,
-        calib,
-        per_channel=per_channel,
-        reduce_range=True,
-        quant_format=QuantFormat.QOperator,
-    )
-    ops = {n.op_type for n in onnx.load(str(dst)).graph.node}
+    dst, ops = ort_qoperator(src, tmp_path, name, calib, per_channel)
     assert "QLinearGlobalAveragePool" in ops
     ours = axc_integers(dst, name, test)
     for level in ("ORT_ENABLE_ALL", "ORT_ENABLE_BASIC"):
@@ -410,16 +399,7 @@ def branches_cnn(tmp_path: Path) -> tuple[Path, str, np.ndarray, np.ndarray]:
 
 def test_qoperator_concat_of_different_scales_is_bit_exact(tmp_path) -> None:
     src, name, calib, test = branches_cnn(tmp_path)
-    dst = ort_quantize(
-        src,
-        tmp_path / "qop.onnx",
-        name,
-        calib,
-        per_channel=True,
-        reduce_range=True,
-        quant_format=QuantFormat.QOperator,
-    )
-    ops = [n.op_type for n in onnx.load(str(dst)).graph.node]
+    dst, ops = ort_qoperator(src, tmp_path, name, calib, per_channel=True)
     assert "QLinearConcat" in ops
     ours = axc_integers(dst, name, test)
     for level in ("ORT_ENABLE_ALL", "ORT_ENABLE_BASIC"):
