@@ -29,7 +29,9 @@ from axc.arith.multipliers import Multiplier
 from axc.errors import UserError
 from axc.sim.int_kernels import (
     _accumulate,
+    _holds,
     _im2col2d,
+    _operands,
     _Requant,
     conv_output_shape,
     storage,
@@ -438,7 +440,9 @@ class ApproxConv(_Approx):
         nd, group = len(attrs["kernel_shape"]), attrs["group"]
         m, cin = self.w_shape[0], self.w_shape[1]
         mg = m // group
-        xf = _pad_spatial(x.astype(np.float32) - np.float32(self.zx), attrs["pads"], 0.0)
+        xf = _pad_spatial(
+            x if _holds(x.dtype, self.zx) else x.astype(np.float32), attrs["pads"], self.zx
+        )
         kernel_shape = attrs["kernel_shape"]
         out_spatial = conv_output_shape(xf.shape, attrs)
         pixels = math.prod(out_spatial)
@@ -452,9 +456,11 @@ class ApproxConv(_Approx):
             count = part.shape[0]
             for g in range(group):
                 if nd == 2:  # the padded input's patches, (K, count * P)
-                    cols = _im2col2d(part, g * cin, cin, attrs, out_spatial, True)
+                    cols = _im2col2d(part, g * cin, cin, attrs, out_spatial, True, self.zx)
                 else:
-                    view = _windows(part[:, g * cin : (g + 1) * cin], attrs, out_spatial)
+                    view = _windows(
+                        _operands(part[:, g * cin : (g + 1) * cin], self.zx), attrs, out_spatial
+                    )
                     order = (1, *kernel_axes, 0, *range(2, 2 + nd))
                     cols = np.ascontiguousarray(view.transpose(order)).reshape(k, -1)
                 y = self.sums(cols, slice(g * mg, (g + 1) * mg))  # (Mg, count * P)

@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 from axc.sim.jit import parallel_kernel
-from axc.sim.kernels import PLANS, _pad_spatial, _pool_windows, _windows, kernel
+from axc.sim.kernels import _U, PLANS, _pad_spatial, _pool_windows, _windows, kernel
 
 __all__ = ["exact_matmul", "requantize"]
 
@@ -386,6 +386,10 @@ def _accumulate(w: np.ndarray, cols: np.ndarray, bound_w: int, bound_x: int) -> 
 @parallel_kernel
 def _im2col_kernel(
     x: np.ndarray,
+    n: int,
+    channels: int,
+    hp: int,
+    wp: int,
     c0: int,
     cin: int,
     kh: int,
@@ -396,35 +400,67 @@ def _im2col_kernel(
     dw: int,
     oh: int,
     ow: int,
+    sub: float,
     across: bool,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Rows (c, u, v) of the patch matrix: (K, N, P) if ``across`` else (N, K, P)."""
-    n = x.shape[0]
-    for row in numba.prange(cin * kh * kw):
+    """Rows (c, u, v) of the patch matrix of a padded (N, C, hp, wp) input, as
+    float32(x) - sub, flat: (K, N, P) if ``across`` else (N, K, P). Flat
+    unsigned indices (no negative-index wrapping) keep the copies tight."""
+    p = oh * ow
+    rows = cin * kh * kw
+    sub32 = np.float32(sub)
+    for row in numba.prange(rows):
         c, rest = row // (kh * kw), row % (kh * kw)
         u, v = rest // kw, rest % kw
         for a in range(n):
+            src = _U((a * channels + c0 + c) * hp * wp + u * dh * wp + v * dw)
+            dst = _U((row * n + a) * p) if across else _U((a * rows + row) * p)
             for i in range(oh):
+                s = src + _U(i * sh * wp)
+                d = dst + _U(i * ow)
                 for j in range(ow):
-                    value = x[a, c0 + c, i * sh + u * dh, j * sw + v * dw]
-                    if across:
-                        out[row, a, i * ow + j] = value
-                    else:
-                        out[a, row, i * ow + j] = value
+                    out[d + _U(j)] = np.float32(x[s + _U(j * sw)]) - sub32
 
 
 def _im2col2d(
-    x: np.ndarray, c0: int, cin: int, attrs: dict[str, Any], out_spatial: list[int], across: bool
+    x: np.ndarray,
+    c0: int,
+    cin: int,
+    attrs: dict[str, Any],
+    out_spatial: list[int],
+    across: bool,
+    sub: float = 0.0,
 ) -> np.ndarray:
-    """Patch matrix of a padded 2-D input, written directly in the layout the GEMM wants:
-    (K, N * P) when ``across`` (one GEMM over the batch), else (N, K, P)."""
+    """Patch matrix of a padded 2-D input (any numeric type), as float32 minus
+    ``sub``, written directly in the layout the GEMM wants: (K, N * P) when
+    ``across`` (one GEMM over the batch), else (N, K, P)."""
     (kh, kw), (sh, sw) = attrs["kernel_shape"], attrs["strides"]
     dh, dw = attrs["dilations"]
     oh, ow = out_spatial
-    n, k = x.shape[0], cin * kh * kw
-    out = np.empty((k, n, oh * ow) if across else (n, k, oh * ow), x.dtype)
-    _im2col_kernel(np.ascontiguousarray(x), c0, cin, kh, kw, sh, sw, dh, dw, oh, ow, across, out)
+    n, channels, hp, wp = x.shape
+    k = cin * kh * kw
+    out = np.empty((k, n, oh * ow) if across else (n, k, oh * ow), np.float32)
+    _im2col_kernel(
+        np.ascontiguousarray(x).reshape(-1),
+        n,
+        channels,
+        hp,
+        wp,
+        c0,
+        cin,
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        oh,
+        ow,
+        sub,
+        across,
+        out.reshape(-1),
+    )
     return out.reshape(k, -1) if across else out
 
 
@@ -435,6 +471,22 @@ def conv_output_shape(padded: Sequence[int], attrs: dict[str, Any]) -> list[int]
         (padded[2 + i] - ((kernel[i] - 1) * dilations[i] + 1)) // strides[i] + 1
         for i in range(len(kernel))
     ]
+
+
+def _holds(dtype: np.dtype, value: int) -> bool:
+    """Whether ``value`` is representable in the numeric type ``dtype``."""
+    if dtype.kind == "f":
+        return True
+    info = np.iinfo(dtype)
+    return bool(info.min <= value <= info.max)
+
+
+def _operands(x: np.ndarray, sub: int) -> np.ndarray:
+    """float32(x) - sub."""
+    y = x.astype(np.float32)
+    if sub:
+        y -= np.float32(sub)
+    return y
 
 
 class _Linear:
@@ -474,7 +526,12 @@ class _QConv(_Linear):
         nd, group = len(attrs["kernel_shape"]), attrs["group"]
         m, cin = self.w_shape[0], self.w_shape[1]
         mg = m // group
-        xf = _pad_spatial(self.input(x), attrs["pads"], float(self.zx) if self.raw else 0.0)
+        # padded in the input's own type when the zero point fits it (padding
+        # holds zx); float32 operands come from the patch copy, minus ``sub``
+        xf = _pad_spatial(
+            x if _holds(x.dtype, self.zx) else x.astype(np.float32), attrs["pads"], self.zx
+        )
+        sub = 0 if self.raw else self.zx
         bound_x = self.bound_x(x.dtype)
         kernel_shape, strides = attrs["kernel_shape"], attrs["strides"]
         out_spatial = conv_output_shape(xf.shape, attrs)
@@ -492,13 +549,16 @@ class _QConv(_Linear):
             for g in range(group):
                 cols: np.ndarray
                 if pointwise:
-                    cols = part[:, g * cin : (g + 1) * cin].reshape(count, cin, pixels)
+                    cols = _operands(part[:, g * cin : (g + 1) * cin], sub)
+                    cols = cols.reshape(count, cin, pixels)
                     if across:
                         cols = np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(cin, -1)
                 elif nd == 2 and pixels <= 256:  # numpy's strided copy wins on large maps
-                    cols = _im2col2d(part, g * cin, cin, attrs, out_spatial, across)
+                    cols = _im2col2d(part, g * cin, cin, attrs, out_spatial, across, sub)
                 else:
-                    view = _windows(part[:, g * cin : (g + 1) * cin], attrs, out_spatial)
+                    view = _windows(
+                        _operands(part[:, g * cin : (g + 1) * cin], sub), attrs, out_spatial
+                    )
                     kernel_axes = tuple(range(2 + nd, 2 + 2 * nd))
                     if across:
                         order = (1, *kernel_axes, 0, *range(2, 2 + nd))

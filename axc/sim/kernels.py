@@ -53,6 +53,36 @@ def _activate(y: np.ndarray, activation: str | None) -> np.ndarray:
     return y
 
 
+# Numba wraps negative indices, a test in every access that also blocks
+# vectorization; flat unsigned indices skip it.
+_U = np.uint64
+
+
+@parallel_kernel
+def _pad2d_kernel(
+    x: np.ndarray,
+    planes: int,
+    h: int,
+    w: int,
+    wp: int,
+    top: int,
+    left: int,
+    fill: Any,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Flat (planes, h, w) into flat (planes, hp, wp) at offset (top, left), the rest ``fill``."""
+    size = out.size // max(1, planes)
+    for plane in numba.prange(planes):
+        dst = _U(plane * size)
+        for k in range(size):
+            out[dst + _U(k)] = fill
+        src = _U(plane * h * w)
+        for y in range(h):
+            row = dst + _U((y + top) * wp + left)
+            for j in range(w):
+                out[row + _U(j)] = x[src + _U(y * w + j)]
+
+
 def _pad_spatial(x: np.ndarray, pads: Sequence[int], fill: float) -> np.ndarray:
     """``x`` with its trailing axes padded by ``pads`` (all begins, then all ends)."""
     nd = len(pads) // 2
@@ -60,6 +90,21 @@ def _pad_spatial(x: np.ndarray, pads: Sequence[int], fill: float) -> np.ndarray:
         return x
     lead = x.ndim - nd
     shape = list(x.shape[:lead]) + [x.shape[lead + i] + pads[i] + pads[nd + i] for i in range(nd)]
+    if nd == 2 and min(pads) >= 0:
+        out = np.empty(shape, x.dtype)
+        h, w = x.shape[-2:]
+        _pad2d_kernel(
+            np.ascontiguousarray(x).reshape(-1),
+            x.size // max(1, h * w),
+            h,
+            w,
+            shape[-1],
+            pads[0],
+            pads[1],
+            x.dtype.type(fill),
+            out.reshape(-1),
+        )
+        return out
     out = np.full(shape, fill, x.dtype)
     inner: tuple[Any, ...] = (
         Ellipsis,
@@ -186,26 +231,44 @@ def _max_pool2d(
         q0 = z * sw - pw
         v_lo[z] = max(0, (-q0 + dw - 1) // dw)
         v_hi[z] = min(kw, (w - 1 - q0) // dw + 1)
+    src_all, dst_all = x.reshape(-1), out.reshape(-1)
+    plain = kh == 2 and kw == 2 and sh == 2 and sw == 2 and dh == 1 and dw == 1
+    if plain and ph == 0 and pw == 0 and 2 * oh <= h and 2 * ow <= w:
+        # the common 2x2/2 window, no padding nor clipped edge: unrolled, no tests
+        for i in numba.prange(n * c):
+            src, dst = _U(i * h * w), _U(i * oh * ow)
+            for y in range(oh):
+                top = src + _U(2 * y * w)
+                for z in range(ow):
+                    t = top + _U(2 * z)
+                    a0, a1 = src_all[t], src_all[t + _U(1)]
+                    b0, b1 = src_all[t + _U(w)], src_all[t + _U(w + 1)]
+                    dst_all[dst + _U(y * ow + z)] = max(max(a0, a1), max(b0, b1))
+        return
     for i in numba.prange(n * c):
-        src, dst = x[i // c, i % c], out[i // c, i % c]
+        src, dst = _U(i * h * w), _U(i * oh * ow)
         for y in range(oh):
             r0 = y * sh - ph
             full_rows = u_lo[y] == 0 and u_hi[y] == kh
             for z in range(ow):
                 q0 = z * sw - pw
+                at = dst + _U(y * ow + z)
                 if full_rows and v_lo[z] == 0 and v_hi[z] == kw and kh == 2 and kw == 2:
-                    a0, a1 = src[r0, q0], src[r0, q0 + dw]  # the common 2x2 window, unrolled
-                    b0, b1 = src[r0 + dh, q0], src[r0 + dh, q0 + dw]
-                    dst[y, z] = max(max(a0, a1), max(b0, b1))
+                    # the common 2x2 window, unrolled
+                    top = src + _U(r0 * w + q0)
+                    bottom = top + _U(dh * w)
+                    a0, a1 = src_all[top], src_all[top + _U(dw)]
+                    b0, b1 = src_all[bottom], src_all[bottom + _U(dw)]
+                    dst_all[at] = max(max(a0, a1), max(b0, b1))
                     continue
-                best = src[r0 + u_lo[y] * dh, q0 + v_lo[z] * dw]
+                best = src_all[src + _U((r0 + u_lo[y] * dh) * w + q0 + v_lo[z] * dw)]
                 for u in range(u_lo[y], u_hi[y]):
-                    row = r0 + u * dh
+                    row = src + _U((r0 + u * dh) * w + q0)
                     for v in range(v_lo[z], v_hi[z]):
-                        value = src[row, q0 + v * dw]
+                        value = src_all[row + _U(v * dw)]
                         if value > best:
                             best = value
-                dst[y, z] = best
+                dst_all[at] = best
 
 
 @kernel("MaxPool")

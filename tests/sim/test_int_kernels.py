@@ -221,3 +221,34 @@ def test_finish_wraps_and_requantizes_like_the_arith_reference(acc_bits, channel
     else:
         got = finish(total, offset, attrs)
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.float32])
+@pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 2, 1, 0), (3, 0, 0, 0)])
+def test_two_dimensional_padding_equals_numpy(dtype, pads) -> None:
+    from axc.sim.kernels import _pad_spatial
+
+    x = RNG.integers(0, 100, (2, 3, 5, 4)).astype(dtype)
+    got = _pad_spatial(x, pads, 7)
+    widths = ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3]))
+    assert got.dtype == x.dtype
+    np.testing.assert_array_equal(got, np.pad(x, widths, constant_values=7))
+
+
+@pytest.mark.parametrize("across", [True, False])
+def test_patch_matrix_equals_the_strided_view(across) -> None:
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from axc.sim.int_kernels import _im2col2d
+
+    x = RNG.integers(-128, 128, (3, 4, 9, 8)).astype(np.int8)
+    attrs = {"kernel_shape": (3, 2), "strides": (2, 1), "dilations": (1, 2)}
+    out_spatial = [4, 6]
+    got = _im2col2d(x, 1, 2, attrs, out_spatial, across, sub=-5)
+    view = sliding_window_view(x[:, 1:3].astype(np.float32) + 5, (3, 3), axis=(2, 3))
+    view = view[:, :, ::2, :, :, ::2]  # stride 2 rows; dilation 2 columns
+    if across:  # (c, u, v, n, i, j)
+        expected = view.transpose(1, 4, 5, 0, 2, 3).reshape(2 * 3 * 2, -1)
+    else:  # (n, c, u, v, i, j)
+        expected = view.transpose(0, 1, 4, 5, 2, 3).reshape(3, 2 * 3 * 2, -1)
+    np.testing.assert_array_equal(got, expected)
