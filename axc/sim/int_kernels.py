@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 from axc.sim.jit import parallel_kernel
-from axc.sim.kernels import _U, PLANS, _pad_spatial, _pool_windows, _windows, kernel
+from axc.sim.kernels import PLANS, _im2col2d, _pad_spatial, _pool_windows, _windows, kernel
 
 __all__ = ["exact_matmul", "requantize"]
 
@@ -381,87 +381,6 @@ def _accumulate(w: np.ndarray, cols: np.ndarray, bound_w: int, bound_x: int) -> 
     for start in range(chunk, k, chunk):
         total += np.matmul(w[:, start : start + chunk], cols[(*pick, slice(start, start + chunk))])
     return total
-
-
-@parallel_kernel
-def _im2col_kernel(
-    x: np.ndarray,
-    n: int,
-    channels: int,
-    hp: int,
-    wp: int,
-    c0: int,
-    cin: int,
-    kh: int,
-    kw: int,
-    sh: int,
-    sw: int,
-    dh: int,
-    dw: int,
-    oh: int,
-    ow: int,
-    sub: float,
-    across: bool,
-    out: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """Rows (c, u, v) of the patch matrix of a padded (N, C, hp, wp) input, as
-    float32(x) - sub, flat: (K, N, P) if ``across`` else (N, K, P). Flat
-    unsigned indices (no negative-index wrapping) keep the copies tight."""
-    p = oh * ow
-    rows = cin * kh * kw
-    sub32 = np.float32(sub)
-    for row in numba.prange(rows):
-        c, rest = row // (kh * kw), row % (kh * kw)
-        u, v = rest // kw, rest % kw
-        for a in range(n):
-            src = _U((a * channels + c0 + c) * hp * wp + u * dh * wp + v * dw)
-            dst = _U((row * n + a) * p) if across else _U((a * rows + row) * p)
-            for i in range(oh):
-                s = src + _U(i * sh * wp)
-                d = dst + _U(i * ow)
-                for j in range(ow):
-                    out[d + _U(j)] = np.float32(x[s + _U(j * sw)]) - sub32
-
-
-def _im2col2d(
-    x: np.ndarray,
-    c0: int,
-    cin: int,
-    attrs: dict[str, Any],
-    out_spatial: list[int],
-    across: bool,
-    sub: float = 0.0,
-) -> np.ndarray:
-    """Patch matrix of a padded 2-D input (any numeric type), as float32 minus
-    ``sub``, written directly in the layout the GEMM wants: (K, N * P) when
-    ``across`` (one GEMM over the batch), else (N, K, P)."""
-    (kh, kw), (sh, sw) = attrs["kernel_shape"], attrs["strides"]
-    dh, dw = attrs["dilations"]
-    oh, ow = out_spatial
-    n, channels, hp, wp = x.shape
-    k = cin * kh * kw
-    out = np.empty((k, n, oh * ow) if across else (n, k, oh * ow), np.float32)
-    _im2col_kernel(
-        np.ascontiguousarray(x).reshape(-1),
-        n,
-        channels,
-        hp,
-        wp,
-        c0,
-        cin,
-        kh,
-        kw,
-        sh,
-        sw,
-        dh,
-        dw,
-        oh,
-        ow,
-        sub,
-        across,
-        out.reshape(-1),
-    )
-    return out.reshape(k, -1) if across else out
 
 
 def conv_output_shape(padded: Sequence[int], attrs: dict[str, Any]) -> list[int]:

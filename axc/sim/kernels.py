@@ -126,6 +126,87 @@ def _windows(x: np.ndarray, attrs: dict[str, Any], out_spatial: Sequence[int]) -
     return view[tuple(index)]
 
 
+@parallel_kernel
+def _im2col_kernel(
+    x: np.ndarray,
+    n: int,
+    channels: int,
+    hp: int,
+    wp: int,
+    c0: int,
+    cin: int,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    dh: int,
+    dw: int,
+    oh: int,
+    ow: int,
+    sub: float,
+    across: bool,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Rows (c, u, v) of the patch matrix of a padded (N, C, hp, wp) input, as
+    float32(x) - sub, flat: (K, N, P) if ``across`` else (N, K, P). Flat
+    unsigned indices (no negative-index wrapping) keep the copies tight."""
+    p = oh * ow
+    rows = cin * kh * kw
+    sub32 = np.float32(sub)
+    for row in numba.prange(rows):
+        c, rest = row // (kh * kw), row % (kh * kw)
+        u, v = rest // kw, rest % kw
+        for a in range(n):
+            src = _U((a * channels + c0 + c) * hp * wp + u * dh * wp + v * dw)
+            dst = _U((row * n + a) * p) if across else _U((a * rows + row) * p)
+            for i in range(oh):
+                s = src + _U(i * sh * wp)
+                d = dst + _U(i * ow)
+                for j in range(ow):
+                    out[d + _U(j)] = np.float32(x[s + _U(j * sw)]) - sub32
+
+
+def _im2col2d(
+    x: np.ndarray,
+    c0: int,
+    cin: int,
+    attrs: dict[str, Any],
+    out_spatial: list[int],
+    across: bool,
+    sub: float = 0.0,
+) -> np.ndarray:
+    """Patch matrix of a padded 2-D input (any numeric type), as float32 minus
+    ``sub``, written directly in the layout the GEMM wants: (K, N * P) when
+    ``across`` (one GEMM over the batch), else (N, K, P)."""
+    (kh, kw), (sh, sw) = attrs["kernel_shape"], attrs["strides"]
+    dh, dw = attrs["dilations"]
+    oh, ow = out_spatial
+    n, channels, hp, wp = x.shape
+    k = cin * kh * kw
+    out = np.empty((k, n, oh * ow) if across else (n, k, oh * ow), np.float32)
+    _im2col_kernel(
+        np.ascontiguousarray(x).reshape(-1),
+        n,
+        channels,
+        hp,
+        wp,
+        c0,
+        cin,
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        oh,
+        ow,
+        sub,
+        across,
+        out.reshape(-1),
+    )
+    return out.reshape(k, -1) if across else out
+
+
 @kernel("Conv")
 def conv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     x, w = args[0], args[1]
@@ -138,11 +219,22 @@ def conv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
         + 1
         for i in range(nd)
     ]
-    cols = _windows(xp, attrs, out_spatial)  # N, C, *O, *K
     n, m = x.shape[0], w.shape[0]
     cin, mg = w.shape[1], m // group
     out_type = np.result_type(x, w)
     out = np.empty((n, m, *out_spatial), dtype=_wide(np.zeros(0, out_type)).dtype)
+    if nd == 2 and x.dtype == np.float32 and w.dtype == np.float32:
+        # patch matrix (K, N * P) in float32 (a copy, exact), products summed in float64
+        for g in range(group):
+            cols = _im2col2d(xp, g * cin, cin, attrs, out_spatial, True)
+            y = w[g * mg : (g + 1) * mg].reshape(mg, -1).astype(np.float64) @ cols.astype(
+                np.float64
+            )
+            out[:, g * mg : (g + 1) * mg] = y.reshape(mg, n, *out_spatial).transpose(1, 0, 2, 3)
+        if b is not None:
+            out += b.reshape((1, m) + (1,) * nd)
+        return [_activate(out.astype(out_type, copy=False), attrs.get("activation"))]
+    cols = _windows(xp, attrs, out_spatial)  # N, C, *O, *K
     k_axes = tuple(range(1, 2 + nd))[:1] + tuple(range(2 + nd, 2 + 2 * nd))
     for g in range(group):
         xg = _wide(cols[:, g * cin : (g + 1) * cin])
@@ -204,6 +296,12 @@ def _tiles(x: np.ndarray, attrs: dict[str, Any]) -> np.ndarray | None:
     return x.reshape(shape)
 
 
+@numba.njit(inline="always")
+def _pick(a: Any, b: Any) -> Any:  # pragma: no cover - compiled
+    """The larger of a and b, NaN if either is NaN (as numpy's max)."""
+    return a if (a >= b or a != a) else b
+
+
 @parallel_kernel
 def _max_pool2d(
     x: np.ndarray,
@@ -243,7 +341,7 @@ def _max_pool2d(
                     t = top + _U(2 * z)
                     a0, a1 = src_all[t], src_all[t + _U(1)]
                     b0, b1 = src_all[t + _U(w)], src_all[t + _U(w + 1)]
-                    dst_all[dst + _U(y * ow + z)] = max(max(a0, a1), max(b0, b1))
+                    dst_all[dst + _U(y * ow + z)] = _pick(_pick(a0, a1), _pick(b0, b1))
         return
     for i in numba.prange(n * c):
         src, dst = _U(i * h * w), _U(i * oh * ow)
@@ -259,15 +357,14 @@ def _max_pool2d(
                     bottom = top + _U(dh * w)
                     a0, a1 = src_all[top], src_all[top + _U(dw)]
                     b0, b1 = src_all[bottom], src_all[bottom + _U(dw)]
-                    dst_all[at] = max(max(a0, a1), max(b0, b1))
+                    dst_all[at] = _pick(_pick(a0, a1), _pick(b0, b1))
                     continue
                 best = src_all[src + _U((r0 + u_lo[y] * dh) * w + q0 + v_lo[z] * dw)]
                 for u in range(u_lo[y], u_hi[y]):
                     row = src + _U((r0 + u * dh) * w + q0)
                     for v in range(v_lo[z], v_hi[z]):
                         value = src_all[row + _U(v * dw)]
-                        if value > best:
-                            best = value
+                        best = _pick(value, best)
                 dst_all[at] = best
 
 
@@ -275,7 +372,7 @@ def _max_pool2d(
 def max_pool(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     x = args[0]
     nd = len(attrs["kernel_shape"])
-    if nd == 2 and x.dtype.kind in "iu" and x.size:
+    if nd == 2 and x.dtype.kind in "iuf" and x.size:
         # windows lying wholly in padding cannot occur: ONNX's output size rule
         # makes every window start inside the input or its leading padding
         kh, kw = attrs["kernel_shape"]

@@ -252,3 +252,20 @@ def test_patch_matrix_equals_the_strided_view(across) -> None:
     else:  # (n, c, u, v, i, j)
         expected = view.transpose(0, 1, 4, 5, 2, 3).reshape(3, 2 * 3 * 2, -1)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_float_max_pool_propagates_nan_like_numpy() -> None:
+    x = RNG.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    x[0, 1, 2, 3] = np.nan
+    x[1, 2, 0, 0] = np.inf
+    attrs = {
+        "kernel_shape": (2, 2),
+        "strides": (2, 2),
+        "pads": (0, 0, 0, 0),
+        "dilations": (1, 1),
+        "ceil_mode": False,
+    }
+    got = KERNELS["MaxPool"](attrs, [x])[0]
+    expected = x.reshape(2, 3, 3, 2, 3, 2).max(axis=(3, 5))
+    np.testing.assert_array_equal(got, expected)
+    assert np.isnan(got[0, 1, 1, 1])
