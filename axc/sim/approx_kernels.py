@@ -434,7 +434,8 @@ class _Approx:
 
 
 class ApproxConv(_Approx):
-    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def __call__(self, args: Sequence[np.ndarray], finish: Any = None) -> list[np.ndarray]:
+        finish = finish or self.requant
         x, attrs = args[0], self.attrs
         self.check_input(x.dtype)
         nd, group = len(attrs["kernel_shape"]), attrs["group"]
@@ -467,17 +468,18 @@ class ApproxConv(_Approx):
                 total[start : start + count, g * mg : (g + 1) * mg] = y.reshape(
                     mg, count, pixels
                 ).transpose(1, 0, 2)
-        return [self.requant(total, self.offset).reshape(n, m, *out_spatial)]
+        return [finish(total, self.offset).reshape(n, m, *out_spatial)]
 
 
 class ApproxGemm(_Approx):
-    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def __call__(self, args: Sequence[np.ndarray], finish: Any = None) -> list[np.ndarray]:
+        finish = finish or self.requant
         a = args[0]
         self.check_input(a.dtype)
         rows = a.reshape(-1, a.shape[-1])
         cols = (rows.astype(np.float32) - np.float32(self.zx)).T  # (K, rows)
         total = self.sums(np.ascontiguousarray(cols), slice(None))  # (N, rows)
-        out = self.requant(np.ascontiguousarray(total.T), self.offset, channel_last=True)
+        out = finish(np.ascontiguousarray(total.T), self.offset, channel_last=True)
         return [out.reshape(*a.shape[:-1], self.w_shape[0])]
 
 

@@ -123,8 +123,26 @@ class Executor:
             if name not in keep and name not in graph.constants:
                 self._free_after[step].append(name)
 
-    def _plan(self, node: Node) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
-        constants = self.graph.constants
+    def plan(self, step: int) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
+        """The prepared callable of the ``step``-th node of :attr:`order`."""
+        return self._calls[step]
+
+    def plan_with(
+        self, step: int, constants: Mapping[str, np.ndarray]
+    ) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
+        """The ``step``-th node prepared with some of its constants replaced (a
+        corrupted weight, say); the executor itself is left as it was."""
+        return self._plan(self.order[step], {**self.graph.constants, **constants})
+
+    def cast(self, name: str, value: np.ndarray) -> np.ndarray:
+        """``value`` in the storage type of tensor ``name``."""
+        want = self._dtypes.get(name)
+        return value if want is None or value.dtype == want else value.astype(want)
+
+    def _plan(
+        self, node: Node, constants: Mapping[str, np.ndarray] | None = None
+    ) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
+        constants = self.graph.constants if constants is None else constants
         attrs = node.attrs
         if node.annotations.get("multiplier") and node.op in ("QConv", "QGemm"):
             # the approximate pass's annotation selects the products' multiplier
@@ -143,6 +161,9 @@ class Executor:
         except UserError as exc:
             raise UserError(f"layer {node.name!r}: {exc}") from None
         kernel = KERNELS[node.op]
+        if constants is not self.graph.constants:
+            fixed = {i: constants[t] for i, t in enumerate(node.inputs) if t in constants}
+            return lambda args: kernel(attrs, [fixed.get(i, a) for i, a in enumerate(args)])
         return lambda args: kernel(attrs, args)
 
     def _check_inputs(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

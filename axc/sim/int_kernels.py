@@ -440,7 +440,8 @@ class _Linear:
 
 
 class _QConv(_Linear):
-    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def __call__(self, args: Sequence[np.ndarray], finish: Any = None) -> list[np.ndarray]:
+        finish = finish or self.requant
         x, attrs = args[0], self.attrs
         nd, group = len(attrs["kernel_shape"]), attrs["group"]
         m, cin = self.w_shape[0], self.w_shape[1]
@@ -488,7 +489,7 @@ class _QConv(_Linear):
                 y = _accumulate(self.wf[g * mg : (g + 1) * mg], cols, self.bound_w, bound_x)
                 if across and step >= n and group == 1:
                     # requantize (M, N * P) as it lies, then move the narrow result to NCHW
-                    out = self.requant(y[None], self.offset).reshape(m, n, pixels)
+                    out = finish(y[None], self.offset).reshape(m, n, pixels)
                     out = np.ascontiguousarray(out.transpose(1, 0, 2))
                     return [out.reshape(n, m, *out_spatial)]
                 if across:  # (Mg, N * P) -> a (N, Mg, P) view
@@ -500,16 +501,17 @@ class _QConv(_Linear):
                     total = np.empty((n, m, pixels), y.dtype)
                 total[start : start + part.shape[0], g * mg : (g + 1) * mg] = y
         assert total is not None
-        return [self.requant(total, self.offset).reshape(n, m, *out_spatial)]
+        return [finish(total, self.offset).reshape(n, m, *out_spatial)]
 
 
 class _QGemm(_Linear):
-    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def __call__(self, args: Sequence[np.ndarray], finish: Any = None) -> list[np.ndarray]:
+        finish = finish or self.requant
         a = args[0]
         rows = a.reshape(-1, a.shape[-1])
         # (rows, K) by (K, N): the result lies channel-last, as requantized
         total = _accumulate(self.input(rows), self.wf.T, self.bound_x(a.dtype), self.bound_w)
-        out = self.requant(total, self.offset, channel_last=True)
+        out = finish(total, self.offset, channel_last=True)
         return [out.reshape(*a.shape[:-1], self.w_shape[0])]
 
 
