@@ -36,6 +36,7 @@ __all__ = [
     "compile",
     "evaluate",
     "export",
+    "inject",
     "list_multipliers",
     "load",
     "multiplier_report",
@@ -373,3 +374,102 @@ def list_multipliers(
         report["parameters"] = [name for name, _ in fam.params]
         out.append(report)
     return out
+
+
+# ------------------------------------------------------------ fault injection
+def inject(
+    model: str | os.PathLike[str] | Graph,
+    directives: str | os.PathLike[str] | DirectiveFile | Program | None,
+    data: str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    images: int | None = None,
+    faults: str | os.PathLike[str] | None = None,
+    save_faults: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    scheduler: str | None = None,
+    threads: int | None = None,
+    memory_gib: float = 2.0,
+    confidence: float = 0.95,
+    plots: bool = True,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run the fault-injection campaign the ``inject`` directives declare (or a
+    saved fault list, ``faults``) over a data set, and report SDC-1, SDC-5,
+    accuracy under fault, masked and detected shares with Wilson intervals,
+    in total and per layer, site, bit position and fault model.
+
+    With ``out``, results go to ``out/results.sqlite`` as they come (``resume``
+    continues an interrupted campaign), with the fault list (``faults.csv``),
+    the report (``summary.json``) and plots. ``scheduler`` runs the tasks on a
+    Dask cluster (``tcp://host:port``)."""
+    from axc.faults.campaign import Campaign
+    from axc.faults.model import group_from_dict, read_faults, write_faults
+    from axc.faults.stats import quantile
+    from axc.sim.dataset import load_dataset
+    from axc.sim.evaluate import evaluate as _evaluate
+
+    quantile(confidence)  # checks it
+    if images is not None and images < 1:
+        raise UserError(f"--images must be at least 1, got {images}")
+    if not memory_gib > 0:
+        raise UserError(f"the memory limit must be positive, got {memory_gib} GiB")
+    if isinstance(model, Graph):
+        graph, model_path = model, None
+    else:
+        graph, model_path = load(model), str(model)
+    if directives is not None:
+        apply(graph, directives, model_path=model_path)
+    dataset = load_dataset(data, graph, limit=images)
+    groups = [group_from_dict(g) for g in graph.metadata.get("inject", [])]
+    fault_list = sites = None
+    if faults is not None:
+        fault_list, sites = read_faults(faults, graph)
+    folder = Path(out) if out is not None else None
+    campaign = Campaign(
+        graph,
+        dataset.x,
+        dataset.y,
+        groups,
+        seed=seed,
+        faults=fault_list,
+        sites=sites,
+        out=folder,
+        resume=resume,
+        force=force,
+        scheduler=scheduler,
+        threads=threads,
+        memory=int(memory_gib * (1 << 30)),
+        confidence=confidence,
+        progress=progress,
+    )
+    report = campaign.run()
+    clean = _evaluate(graph, dataset)
+    report["clean"] = {k: clean[k] for k in ("top1", "top5") if k in clean}
+    report["data"] = str(data)
+    if folder is not None:
+        written = []
+        fault_file = folder / "faults.csv"
+        listed, listed_sites = campaign.prepare()
+        write_faults(fault_file, listed, listed_sites)
+        written.append(fault_file)
+        if plots and len(report["per_layer"]):
+            try:
+                from axc.report.plots import plot_bit_vulnerability, plot_layer_vulnerability
+
+                written += plot_layer_vulnerability(report, folder / "sdc1_per_layer")
+                written += plot_bit_vulnerability(report, folder / "sdc1_per_bit")
+            except UserError as exc:  # no matplotlib: the figures are still in the JSON
+                report["plots_skipped"] = str(exc)
+        summary = folder / "summary.json"
+        report["files"] = [str(p) for p in [*written, summary, folder / "results.sqlite"]]
+        try:
+            summary.write_text(json.dumps(report, indent=1))
+        except OSError as exc:
+            raise UserError(f"cannot write {summary}: {exc.strerror}") from None
+    if save_faults is not None:
+        listed, listed_sites = campaign.prepare()
+        write_faults(save_faults, listed, listed_sites)
+    return report

@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from axc import api
@@ -39,6 +40,17 @@ EPILOGS = {
   axc simulate model.onnx --data test.npz
   axc simulate model.onnx --directives q.ax --data test.npz --json
   axc simulate model.onnx --directives q.ax --data test.npz --save-outputs out.npz
+""",
+    "inject": """examples:
+  axc inject model.onnx --directives d.ax --data test.npz
+  axc inject model.onnx -d d.ax --data test.npz --out campaign/ --seed 7
+  axc inject model.onnx -d d.ax --data test.npz --out campaign/ --resume
+  axc inject model.onnx -d d.ax --data test.npz --scheduler tcp://10.0.0.5:8786 --json
+  axc inject model.onnx -d q.ax --data test.npz --faults campaign/faults.csv   # replay
+
+d.ax declares the fault groups, e.g.
+  quantize *
+  inject *  site=activations model=bitflip count=auto(confidence=0.95, margin=0.01)
 """,
     "ops": """examples:
   axc ops
@@ -128,6 +140,33 @@ def _parser() -> argparse.ArgumentParser:
         help="save every output for every input (quantized outputs also as NAME.q)",
     )
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    p = command("inject", "run a fault-injection campaign; report SDC rates with intervals")
+    p.add_argument("model", help="ONNX model")
+    p.add_argument(
+        "--directives", "-d", metavar="FILE", help="directive file (.ax) with `inject` groups"
+    )
+    p.add_argument("--data", required=True, metavar="NPZ", help="images x (and labels y)")
+    p.add_argument("--images", type=int, metavar="N", help="use the first N images only")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fault sample (default 0)")
+    p.add_argument("--out", "-o", metavar="DIR", help="write results, fault list and plots here")
+    p.add_argument("--resume", action="store_true", help="continue the campaign in --out")
+    p.add_argument("--force", action="store_true", help="replace the results in --out")
+    p.add_argument("--faults", metavar="CSV", help="replay this fault list instead of sampling")
+    p.add_argument("--save-faults", metavar="CSV", help="also write the fault list here")
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS", help="Dask scheduler (tcp://host:port); default: local"
+    )
+    p.add_argument("--threads", type=int, metavar="N", help="local threads (default: all cores)")
+    p.add_argument(
+        "--memory", type=float, default=2.0, metavar="GIB", help="memory bound (default 2 GiB)"
+    )
+    p.add_argument(
+        "--confidence", type=float, default=0.95, help="of the reported intervals (default 0.95)"
+    )
+    p.add_argument("--no-plots", action="store_true", help="write no plots to --out")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
 
     p = command("ops", "list the ONNX ops axc imports")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -272,6 +311,79 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rate(entry: dict[str, Any]) -> str:
+    lo, hi = entry["ci"]
+    return f"{100 * entry['rate']:7.3f}% [{100 * lo:6.3f}, {100 * hi:6.3f}]"
+
+
+def _cmd_inject(args: argparse.Namespace) -> int:
+    if args.resume and not args.out:
+        raise UserError("--resume needs --out DIR, the folder of the campaign to continue")
+    if args.directives is None and args.faults is None:
+        raise UserError("give --directives with `inject` groups, or --faults to replay a list")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    report = api.inject(
+        args.model,
+        args.directives,
+        args.data,
+        out=args.out,
+        seed=args.seed,
+        images=args.images,
+        faults=args.faults,
+        save_faults=args.save_faults,
+        resume=args.resume,
+        force=args.force,
+        scheduler=args.scheduler,
+        threads=args.threads,
+        memory_gib=args.memory,
+        confidence=args.confidence,
+        plots=not args.no_plots,
+        progress=not (args.quiet or args.json),
+    )
+    if args.json:
+        _print_json(report)
+        return 0
+    if args.quiet:
+        return 0
+    total = report["total"]
+    conf = round(100 * report["confidence"])
+    print(
+        f"{args.model}: {report['faults']} faults x {report['images']} images = "
+        f"{total['inferences']:,} faulty inferences (seed {report['seed']})"
+    )
+    if "top1" in report["clean"]:
+        print(f"  clean top-1 accuracy {100 * report['clean']['top1']:.2f}%")
+    header = f"  {'':24} {'faults':>7}  {'SDC-1 (' + str(conf) + '% CI)':>27}  {'SDC-5':>27}"
+    print(header)
+
+    def line(label: str, entry: dict[str, Any]) -> None:
+        print(
+            f"  {label[:24]:24} {entry['faults']:7d}  {_rate(entry['sdc1'])}  "
+            f"{_rate(entry['sdc5'])}"
+        )
+
+    line("total", total)
+    for name, entry in report["per_layer"].items():
+        line(name, entry)
+    if len(report["per_model"]) > 1:
+        for name, entry in report["per_model"].items():
+            line(name, entry)
+    extra = [f"masked {_rate(total['masked']).strip()}"]
+    if "accuracy" in total:
+        extra.append(f"accuracy under fault {_rate(total['accuracy']).strip()}")
+    print("  " + "; ".join(extra))
+    for entry in report.get("plan", []):
+        if entry.get("population"):
+            print(
+                f"  sample: {entry['faults']} of {entry['population']:,} possible faults "
+                f"({entry['stratum']})"
+            )
+    if "files" in report:
+        print(f"  wrote {', '.join(Path(f).name for f in report['files'])} to {args.out}")
+    return 0
+
+
 def _cmd_ops(args: argparse.Namespace) -> int:
     from axc.frontend import SUPPORTED_OPS
 
@@ -335,6 +447,7 @@ COMMANDS = {
     "check": _cmd_check,
     "show": _cmd_show,
     "simulate": _cmd_simulate,
+    "inject": _cmd_inject,
     "ops": _cmd_ops,
 }
 

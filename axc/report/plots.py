@@ -10,7 +10,7 @@ import numpy as np
 
 from axc.errors import ToolError
 
-__all__ = ["plot_multiplier_error"]
+__all__ = ["plot_bit_vulnerability", "plot_layer_vulnerability", "plot_multiplier_error"]
 
 
 def _pyplot() -> Any:
@@ -62,3 +62,66 @@ def plot_multiplier_error(multiplier: Any, path: str | Path) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _save(fig: Any, path: Path) -> list[Path]:
+    """``path`` as PNG and SVG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix in (".png", ".svg"):
+        target = path.with_suffix(suffix)
+        fig.savefig(target, dpi=130)
+        written.append(target)
+    return written
+
+
+def plot_layer_vulnerability(report: dict[str, Any], path: str | Path) -> list[Path]:
+    """SDC-1 per layer as bars with their confidence intervals as whiskers."""
+    plt = _pyplot()
+    layers = list(report["per_layer"])
+    rates = np.array([report["per_layer"][k]["sdc1"]["rate"] for k in layers]) * 100
+    ci = np.array([report["per_layer"][k]["sdc1"]["ci"] for k in layers]).reshape(-1, 2) * 100
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(layers) + 2), 4))
+    x = np.arange(len(layers))
+    ax.bar(x, rates, color="#4c72b0")
+    ax.errorbar(
+        x, rates, yerr=[rates - ci[:, 0], ci[:, 1] - rates], fmt="none", ecolor="black", capsize=4
+    )
+    ax.set_xticks(x, layers, rotation=30, ha="right")
+    ax.set_ylabel("SDC-1 (%)")
+    conf = round(report.get("confidence", 0.95) * 100)
+    ax.set_title(
+        f"SDC-1 per layer ({conf}% Wilson intervals, {report['total']['inferences']:,} "
+        "faulty inferences)"
+    )
+    fig.tight_layout()
+    written = _save(fig, Path(path))
+    plt.close(fig)
+    return written
+
+
+def plot_bit_vulnerability(report: dict[str, Any], path: str | Path) -> list[Path]:
+    """SDC-1 per layer and bit position as a heat map."""
+    plt = _pyplot()
+    table = report["per_layer_bit_sdc1"]
+    layers = list(table)
+    bits = sorted({int(b) for row in table.values() for b in row})
+    grid = np.full((len(layers), len(bits)), np.nan)
+    for i, name in enumerate(layers):
+        for j, b in enumerate(bits):
+            value = table[name].get(b, table[name].get(str(b)))
+            if value is not None:
+                grid[i, j] = 100 * value
+    fig, ax = plt.subplots(
+        figsize=(max(5.0, 0.35 * len(bits) + 3), max(3.0, 0.45 * len(layers) + 1.5))
+    )
+    image = ax.imshow(grid, aspect="auto", cmap="magma_r")
+    ax.set_xticks(range(len(bits)), [str(b) for b in bits])
+    ax.set_yticks(range(len(layers)), layers)
+    ax.set_xlabel("bit position (lowest bit hit)")
+    ax.set_title("SDC-1 (%) per layer and bit position")
+    fig.colorbar(image, ax=ax, label="SDC-1 (%)")
+    fig.tight_layout()
+    written = _save(fig, Path(path))
+    plt.close(fig)
+    return written
