@@ -115,6 +115,10 @@ class Engine:
     # -------------------------------------------------------------- faults
     def run(self, faults: np.ndarray, golden: Golden) -> Counts:
         """Counts for ``faults`` (one site each, any mix) against every image of ``golden``."""
+        with np.errstate(all="ignore"):  # corrupted floats overflow, as they would
+            return self._run(faults, golden)
+
+    def _run(self, faults: np.ndarray, golden: Golden) -> Counts:
         counts = Counts.zeros(len(faults))
         images = golden.output.shape[0]
         batch = self.pairs_per_batch()

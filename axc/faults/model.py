@@ -209,7 +209,9 @@ def sites_of(graph: Graph, layers: Sequence[str], kind: str) -> list[Site]:
                     out.append(Site(kind, name, t, _per_sample(graph, t), width, signed, is_float))
         elif kind == "inputs":
             t = node.inputs[0] if node.inputs else ""
-            if node.op in _MOVES or not t or t in graph.constants or not _per_sample(graph, t):
+            # a Quantize node's input is the float data before the accelerator
+            skip = node.op in (*_MOVES, "Quantize")
+            if skip or not t or t in graph.constants or not _per_sample(graph, t):
                 continue
             width, signed, is_float = _word(graph, t, where)
             out.append(Site(kind, name, t, _per_sample(graph, t), width, signed, is_float))
@@ -471,7 +473,8 @@ def group_from_dict(data: dict[str, Any]) -> FaultGroup:
     if isinstance(count, dict):
         count = Auto(**count["auto"])
     bits = data["bits"] if isinstance(data["bits"], str) else tuple(data["bits"])
-    return FaultGroup(data["site"], tuple(data["layers"]), model, bits, count, data["per"])
+    where = f"{data['location']}: " if data.get("location") else ""
+    return FaultGroup(data["site"], tuple(data["layers"]), model, bits, count, data["per"], where)
 
 
 # -------------------------------------------------------------- application

@@ -60,27 +60,39 @@ class Inject(Pass):
     summary = "declare a fault group (site, model, bits, count) for `axc inject` campaigns"
 
     def run(self, graph: Graph, targets: list[str], params: InjectParams, ctx: PassContext) -> bool:
-        # checks now (a site the selection lacks, a bit beyond a width) rather
-        # than when the campaign starts
-        sites = sites_of(graph, targets, params.site)
-        widths = {s.width for s in sites}
-        if isinstance(params.bits, tuple):
-            for b in params.bits:
-                if b >= min(widths):
-                    bad = next(s for s in sites if b >= s.width)
-                    raise UserError(
-                        f"bit {b} is beyond the {bad.width}-bit {params.site} of layer "
-                        f"{bad.layer!r} (bits 0..{bad.width - 1})"
-                    )
-        layers = list(dict.fromkeys(s.layer for s in sites))
         group = FaultGroup(
-            params.site, tuple(layers), params.model, params.bits, params.count, params.per
+            params.site, tuple(targets), params.model, params.bits, params.count, params.per
         )
-        graph.metadata.setdefault("inject", []).append(group_to_dict(group))
-        for s in sites:
-            notes = graph.nodes[s.layer].annotations
-            kinds = list(notes.get("fault_site", []))
-            if params.site not in kinds:
-                kinds.append(params.site)
-            notes["fault_site"] = kinds
+        entry = group_to_dict(group)
+        entry["location"] = ctx.location
+        groups = graph.metadata.setdefault("inject", [])
+        groups.append(entry)
+        index = len(groups) - 1
+        # the sites, widths and bits are checked on the final graph, after
+        # quantization has lowered the layers to their integer form
+        ctx.checks.append(lambda g: _check(g, index))
         return True
+
+
+def _check(graph: Graph, index: int) -> None:
+    entry = graph.metadata["inject"][index]
+    where = f"{entry['location']}: " if entry.get("location") else ""
+    layers = [name for name in entry["layers"] if name in graph.nodes]
+    try:
+        sites = sites_of(graph, layers, entry["site"])
+    except UserError as exc:
+        raise UserError(f"{where}{exc}") from None
+    if not isinstance(entry["bits"], str):
+        for b in entry["bits"]:
+            bad = next((s for s in sites if b >= s.width), None)
+            if bad is not None:
+                raise UserError(
+                    f"{where}bit {b} is beyond the {bad.width}-bit {entry['site']} of layer "
+                    f"{bad.layer!r} (bits 0..{bad.width - 1})"
+                )
+    entry["layers"] = list(dict.fromkeys(s.layer for s in sites))
+    for s in sites:
+        notes = graph.nodes[s.layer].annotations
+        kinds = list(notes.get("fault_site", []))
+        if entry["site"] not in kinds:
+            notes["fault_site"] = [*kinds, entry["site"]]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from axc.directives.diagnostics import did_you_mean
-from axc.errors import UserError
+from axc.errors import DirectiveError, UserError
 from axc.ir import Graph, VerificationError, verify
 from axc.passes.program import Program
 from axc.passes.registry import PassContext, available_passes
@@ -66,7 +66,17 @@ class PassManager:
             location = f"{program.source.path}:{d.span.line}:{d.span.column}"
             targets = bound.targets(graph)
             start = time.perf_counter()
-            changed = bool(bound.pass_cls().run(graph, targets, bound.params, ctx))
+            ctx.location = location
+            try:
+                changed = bool(bound.pass_cls().run(graph, targets, bound.params, ctx))
+            except DirectiveError:
+                raise
+            except UserError as exc:
+                if str(exc).startswith(location):
+                    raise
+                located = UserError(f"{location}: {exc}")
+                located.exit_code = exc.exit_code
+                raise located from None
             seconds = time.perf_counter() - start
             if self.verify:
                 try:
@@ -101,4 +111,7 @@ class PassManager:
             if name in self.dump_ir_after and self.dump is not None:
                 self.dump(f"IR after lowering {name}", graph)
         ctx.finalizers.clear()
+        for check in ctx.checks:
+            check(graph)
+        ctx.checks.clear()
         return records

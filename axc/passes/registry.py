@@ -33,6 +33,11 @@ class PassContext:
     #: work that runs once after the last directive (e.g. lowering quantization
     #: after all per-layer quantize directives), by name, in registration order
     finalizers: dict[str, Callable[[Graph, PassContext], None]] = field(default_factory=dict)
+    #: checks of the final graph, after every lowering (a directive whose
+    #: meaning depends on the lowered graph, such as ``inject``'s bit widths)
+    checks: list[Callable[[Graph], None]] = field(default_factory=list)
+    #: ``file:line:col`` of the directive running now
+    location: str = ""
 
 
 class Pass(ABC):
