@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
 from axc.errors import UserError
@@ -45,13 +46,35 @@ class Counts:
         return cls(*(np.zeros(n, np.int64) for _ in range(6)))
 
 
-def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per row (first axis): bit-identical?"""
-    a2, b2 = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
-    if a2.dtype.kind == "f":
-        a2 = a2.view(np.dtype(f"u{a2.dtype.itemsize}"))
-        b2 = b2.view(np.dtype(f"u{b2.dtype.itemsize}"))
-    return np.asarray((a2 == b2).all(axis=1))
+def _words(a: np.ndarray) -> np.ndarray:
+    """(rows, -1) view of ``a`` whose == is bit identity (floats as unsigned words)."""
+    flat = a.reshape(a.shape[0], -1)
+    if flat.dtype.kind == "f":
+        flat = flat.view(np.dtype(f"u{flat.dtype.itemsize}"))
+    return flat
+
+
+@numba.njit(nogil=True, cache=True)
+def _equal_rows(
+    values: np.ndarray, golden: np.ndarray, rows: np.ndarray, same: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """same[j] &= values[j] == golden[rows[j]] (element by element, early exit)."""
+    width = values.shape[1]
+    for j in range(values.shape[0]):
+        if not same[j]:
+            continue
+        r = rows[j]
+        for k in range(width):
+            if values[j, k] != golden[r, k]:
+                same[j] = False
+                break
+
+
+def _same(a: np.ndarray, golden: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per row j: is a[j] bit-identical to golden[rows[j]]?"""
+    same = np.ones(a.shape[0], np.bool_)
+    _equal_rows(_words(a), _words(golden), rows.astype(np.int64), same)
+    return same
 
 
 def _wrap(acc: np.ndarray, bits: int) -> np.ndarray:
@@ -91,6 +114,11 @@ class Engine:
                     self.last_use[t] = step
         for t in graph.outputs:
             self.last_use[t] = len(self.order)
+        self._pool_after = {
+            t: step
+            for t in graph.tensors
+            if t not in graph.constants and (step := self._pooled(t)) is not None
+        }
         sample_bytes = 0
         for name, info in graph.tensors.items():
             if name in graph.constants or not info.shape or info.shape[0] != "N":
@@ -149,7 +177,11 @@ class Engine:
         f = faults[fi]
         g = golden.values
         if site.kind == "activations":
-            value = np.array(g[site.tensor][ii])
+            pool = self._pool_after.get(site.tensor)
+            if pool is not None:
+                self._through_pool(pool, site, f, fi, ii, golden, counts)
+                return
+            value = g[site.tensor][ii]  # fancy indexing copies
             self._corrupt(value, site, f)
             step = self.executor_step_producing(site.tensor)
             self._propagate(step, {site.tensor: value}, fi, ii, golden, counts)
@@ -157,12 +189,12 @@ class Engine:
         step = self.step_of[site.layer]
         node = self.order[step]
         if site.kind == "inputs":
-            value = np.array(g[site.tensor][ii])
+            value = g[site.tensor][ii]
             self._corrupt(value, site, f)
             args = [value] + [self._golden_arg(t, ii, g) for t in node.inputs[1:]]
             outs = self.executor.plan(step)(args)
         else:  # accumulators, psums
-            acc = np.array(self._accumulators(step, golden)[ii])
+            acc = self._accumulators(step, golden)[ii]
             if site.kind == "accumulators":
                 self._corrupt(acc, site, f)
             else:
@@ -170,6 +202,75 @@ class Engine:
             outs = [self._requantize(step, acc)]
         live = {t: self.executor.cast(t, v) for t, v in zip(node.outputs, outs, strict=True)}
         self._propagate(step, live, fi, ii, golden, counts)
+
+    def _pooled(self, tensor: str) -> int | None:
+        """The step of the 2x2/2 MaxPool that alone reads ``tensor``, if one does."""
+        users = self.graph.consumers(tensor)
+        if len(users) != 1 or tensor in self.graph.outputs:
+            return None
+        node = users[0]
+        a = node.attrs
+        plain = (
+            node.op == "MaxPool"
+            and tuple(a.get("kernel_shape", ())) == (2, 2)
+            and tuple(a["strides"]) == (2, 2)
+            and not any(a["pads"])
+            and tuple(a["dilations"]) == (1, 1)
+            and len(self.graph.tensors[tensor].shape) == 4
+        )
+        return self.step_of[node.name] if plain else None
+
+    def _through_pool(
+        self,
+        step: int,
+        site: Site,
+        f: np.ndarray,
+        fi: np.ndarray,
+        ii: np.ndarray,
+        golden: Golden,
+        counts: Counts,
+    ) -> None:
+        """A fault in a tensor that only a 2x2/2 MaxPool reads changes at most
+        one pooled value: recompute that window alone (the kernel's order of
+        comparisons, so NaN and signed zeros come out alike), drop the pairs
+        whose pooled value is unchanged, and go on from the pool with the rest."""
+        g = golden.values
+        x = g[site.tensor]
+        pooled_name = self.order[step].outputs[0]
+        pooled = g[pooled_name]
+        _, _, height, width = x.shape
+        c, rest = np.divmod(f["index"], height * width)
+        h, w = np.divmod(rest, width)
+        oh, ow = h // 2, w // 2
+        inside = (oh < pooled.shape[2]) & (ow < pooled.shape[3])  # floor mode drops an edge
+        top, left = 2 * np.minimum(oh, pooled.shape[2] - 1), 2 * np.minimum(ow, pooled.shape[3] - 1)
+        window = [x[ii, c, top + dy, left + dx] for dy in (0, 1) for dx in (0, 1)]
+        hit = (h - top) * 2 + (w - left)
+        for k in range(4):
+            sel = hit == k
+            if sel.any():
+                window[k] = np.array(window[k])
+                window[k][sel] = apply_masks(
+                    window[k][sel], site, f["and_mask"][sel], f["or_mask"][sel], f["xor_mask"][sel]
+                )
+
+        def pick(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return np.where((a >= b) | (a != a), a, b)
+
+        new = pick(pick(window[0], window[1]), pick(window[2], window[3]))
+        old = pooled[
+            ii, c, np.minimum(oh, pooled.shape[2] - 1), np.minimum(ow, pooled.shape[3] - 1)
+        ]
+        changed = inside & (_words(new[:, None]) != _words(old[:, None]))[:, 0]
+        quiet = ~changed
+        counts.images += np.bincount(fi[quiet], minlength=len(counts.images))
+        self._count_masked(fi[quiet], ii[quiet], counts, golden)
+        if not changed.any():
+            return
+        fi, ii = fi[changed], ii[changed]
+        value = pooled[ii]
+        value[np.arange(len(ii)), c[changed], oh[changed], ow[changed]] = new[changed]
+        self._propagate(step, {pooled_name: value}, fi, ii, golden, counts)
 
     def executor_step_producing(self, tensor: str) -> int:
         node = self.graph.producer(tensor)
@@ -316,7 +417,7 @@ class Engine:
         counts: Counts,
     ) -> None:
         g = golden.values
-        np.add.at(counts.images, fi, 1)
+        counts.images += np.bincount(fi, minlength=len(counts.images))
         fi, ii, live = self._drop_masked(live, fi, ii, g, counts, golden)
         for step in range(after + 1, len(self.order)):
             if not len(fi):
@@ -350,9 +451,10 @@ class Engine:
         counts: Counts,
         golden: Golden,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        same = np.ones(len(fi), bool)
+        same = np.ones(len(fi), np.bool_)
+        rows = ii.astype(np.int64)
         for t, v in live.items():
-            same &= _same(v, g[t][ii])
+            _equal_rows(_words(v), _words(g[t]), rows, same)
         if not same.any():
             return fi, ii, live
         self._count_masked(fi[same], ii[same], counts, golden)
@@ -361,17 +463,17 @@ class Engine:
 
     @staticmethod
     def _count_masked(fi: np.ndarray, ii: np.ndarray, counts: Counts, golden: Golden) -> None:
-        np.add.at(counts.masked, fi, 1)
+        counts.masked += np.bincount(fi, minlength=len(counts.masked))
         if golden.labels is not None:
-            np.add.at(counts.correct, fi, (golden.top1[ii] == golden.labels[ii]).astype(np.int64))
+            right = golden.top1[ii] == golden.labels[ii]
+            counts.correct += np.bincount(fi, right, minlength=len(counts.correct)).astype(np.int64)
 
     @staticmethod
     def _score(
         out: np.ndarray, fi: np.ndarray, ii: np.ndarray, counts: Counts, golden: Golden
     ) -> None:
         flat = out.reshape(out.shape[0], -1).astype(np.float64)
-        ref = golden.output[ii].reshape(len(ii), -1)
-        identical = _same(out, golden.output[ii])
+        identical = _same(out, golden.output, ii)
         broken = np.isnan(flat).any(axis=1)  # an unusable output: every SDC counts
         top1 = flat.argmax(axis=1)
         gt = golden.top1[ii]
@@ -379,10 +481,9 @@ class Engine:
         above = (flat > target[:, None]).sum(axis=1)
         sdc1 = broken | (top1 != gt)
         sdc5 = broken | (above >= 5)
-        del ref
-        np.add.at(counts.masked, fi, identical.astype(np.int64))
-        np.add.at(counts.sdc1, fi, sdc1.astype(np.int64))
-        np.add.at(counts.sdc5, fi, sdc5.astype(np.int64))
+        counts.masked += np.bincount(fi, identical, minlength=len(counts.masked)).astype(np.int64)
+        counts.sdc1 += np.bincount(fi, sdc1, minlength=len(counts.sdc1)).astype(np.int64)
+        counts.sdc5 += np.bincount(fi, sdc5, minlength=len(counts.sdc5)).astype(np.int64)
         if golden.labels is not None:
             good = ~broken & (top1 == golden.labels[ii])
-            np.add.at(counts.correct, fi, good.astype(np.int64))
+            counts.correct += np.bincount(fi, good, minlength=len(counts.correct)).astype(np.int64)

@@ -174,6 +174,7 @@ def _im2col2d(
     out_spatial: list[int],
     across: bool,
     sub: float = 0.0,
+    dtype: Any = np.float32,
 ) -> np.ndarray:
     """Patch matrix of a padded 2-D input (any numeric type), as float32 minus
     ``sub``, written directly in the layout the GEMM wants: (K, N * P) when
@@ -183,7 +184,7 @@ def _im2col2d(
     oh, ow = out_spatial
     n, channels, hp, wp = x.shape
     k = cin * kh * kw
-    out = np.empty((k, n, oh * ow) if across else (n, k, oh * ow), np.float32)
+    out = np.empty((k, n, oh * ow) if across else (n, k, oh * ow), dtype)
     _im2col_kernel(
         np.ascontiguousarray(x).reshape(-1),
         n,
@@ -226,10 +227,8 @@ def conv(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
     if nd == 2 and x.dtype == np.float32 and w.dtype == np.float32:
         # patch matrix (K, N * P) in float32 (a copy, exact), products summed in float64
         for g in range(group):
-            cols = _im2col2d(xp, g * cin, cin, attrs, out_spatial, True)
-            y = w[g * mg : (g + 1) * mg].reshape(mg, -1).astype(np.float64) @ cols.astype(
-                np.float64
-            )
+            cols = _im2col2d(xp, g * cin, cin, attrs, out_spatial, True, dtype=np.float64)
+            y = w[g * mg : (g + 1) * mg].reshape(mg, -1).astype(np.float64) @ cols
             out[:, g * mg : (g + 1) * mg] = y.reshape(mg, n, *out_spatial).transpose(1, 0, 2, 3)
         if b is not None:
             out += b.reshape((1, m) + (1,) * nd)
