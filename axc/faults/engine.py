@@ -114,11 +114,11 @@ class Engine:
                     self.last_use[t] = step
         for t in graph.outputs:
             self.last_use[t] = len(self.order)
-        self._pool_after = {
-            t: step
-            for t in graph.tensors
-            if t not in graph.constants and (step := self._pooled(t)) is not None
-        }
+        self._pool_after: dict[str, int] = {}
+        for t in graph.tensors:
+            pool = None if t in graph.constants else self._pooled(t)
+            if pool is not None:
+                self._pool_after[t] = pool
         sample_bytes = 0
         for name, info in graph.tensors.items():
             if name in graph.constants or not info.shape or info.shape[0] != "N":
@@ -138,7 +138,7 @@ class Engine:
         return Golden(values, out[self.output], labels)
 
     def pairs_per_batch(self) -> int:
-        return int(min(1 << 16, max(64, _PAIR_BYTES // (3 * self.sample_bytes))))
+        return int(min(1 << 16, max(1, _PAIR_BYTES // (3 * self.sample_bytes))))
 
     # -------------------------------------------------------------- faults
     def run(self, faults: np.ndarray, golden: Golden) -> Counts:
@@ -155,7 +155,7 @@ class Engine:
             site = self.sites[int(site_id)]
             if site.kind in ("weights", "biases"):
                 for j in mine:
-                    self._constant_fault(site, faults[j : j + 1], golden, counts, j)
+                    self._constant_fault(site, faults[j : j + 1], golden, counts, int(j))
                 continue
             per = max(1, batch // images)
             for start in range(0, len(mine), per):
@@ -311,7 +311,7 @@ class Engine:
         args = [golden.values[node.inputs[0]]] + [
             self.graph.constants.get(t) if t else None for t in node.inputs[1:]
         ]
-        acc = plan(args, finish=keep)[0]  # type: ignore[call-arg]
+        acc = plan(args, finish=keep)[0]  # type: ignore[call-arg,arg-type]
         with golden.lock:
             golden.accumulators[node.name] = acc
         return acc

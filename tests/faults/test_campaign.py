@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from axc.cli import main
@@ -71,6 +70,7 @@ def test_single_bit_campaign_is_reproducible_and_msb_flips_hurt_more(tmp_path, c
     )
     assert code == 0
     assert _rows(tmp_path / "a") == _rows(tmp_path / "b")  # bit-exact, whatever the threads
+    assert again["total"] == first["total"] and again["per_layer"] == first["per_layer"]
     assert (tmp_path / "a" / "faults.csv").read_text() == (
         tmp_path / "b" / "faults.csv"
     ).read_text()
@@ -90,6 +90,7 @@ def test_single_bit_campaign_is_reproducible_and_msb_flips_hurt_more(tmp_path, c
     assert (tmp_path / "a" / "faults.csv").read_text() != (
         tmp_path / "c" / "faults.csv"
     ).read_text()
+    assert other["seed"] == 6 and other["total"] != first["total"]
     # per=bit: 600 faults for each of the 8 bit positions
     assert first["faults"] == 8 * 600
     msb, lsb = first["per_bit"]["7"], first["per_bit"]["0"]
@@ -212,7 +213,8 @@ def test_ctrl_c_saves_what_finished(tmp_path) -> None:
 
 
 def test_dask_local_cluster_equals_the_local_run(tmp_path, capsys) -> None:
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     d = _directives(
         tmp_path,
         "inject * site=activations model=bitflip count=300\n"
@@ -335,7 +337,6 @@ def test_resuming_another_campaign_is_refused(tmp_path, capsys) -> None:
 
 
 def test_an_unreachable_scheduler(tmp_path, capsys, monkeypatch) -> None:
-    pytest.importorskip("distributed")
     monkeypatch.setenv("AXC_DASK_TIMEOUT", "2")
     d = _directives(tmp_path, "inject * site=activations count=20\n")
     err = _error(
