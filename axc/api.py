@@ -78,10 +78,15 @@ def apply(
     dump_ir_after: Collection[str] = (),
     dump: Callable[[str, Graph], None] | None = None,
     model_path: str | None = None,
+    skip_protection: bool = False,
 ) -> list[PassRecord]:
-    """Run the directives' passes over ``graph`` in place; returns what each did."""
+    """Run the directives' passes over ``graph`` in place; returns what each did.
+    ``skip_protection`` leaves out the ``protect`` directives (the unprotected
+    twin of a protected design)."""
     program = parse_directives(directives)
     ctx = PassContext(model_path=model_path, directives_path=program.source.path)
+    if skip_protection:
+        ctx.shared["skip_protect"] = True
     manager = PassManager(verify=verify, dump_ir_after=dump_ir_after, dump=dump)
     return manager.run(graph, program, ctx)
 
@@ -395,6 +400,7 @@ def inject(
     confidence: float = 0.95,
     plots: bool = True,
     progress: bool = False,
+    compare_protection: bool = False,
 ) -> dict[str, Any]:
     """Run the fault-injection campaign the ``inject`` directives declare (or a
     saved fault list, ``faults``) over a data set, and report SDC-1, SDC-5,
@@ -404,29 +410,118 @@ def inject(
     With ``out``, results go to ``out/results.sqlite`` as they come (``resume``
     continues an interrupted campaign), with the fault list (``faults.csv``),
     the report (``summary.json``) and plots. ``scheduler`` runs the tasks on a
-    Dask cluster (``tcp://host:port``)."""
-    from axc.faults.campaign import Campaign
-    from axc.faults.model import group_from_dict, read_faults, write_faults
+    Dask cluster (``tcp://host:port``).
+
+    ``compare_protection`` runs the same fault list on the design with and
+    without its ``protect`` directives (in ``out/unprotected`` and
+    ``out/protected``) and adds, per layer and in total, the reduction factor
+    of SDC-1 with a bootstrap interval over the faults."""
     from axc.faults.stats import quantile
-    from axc.sim.dataset import load_dataset
-    from axc.sim.evaluate import evaluate as _evaluate
 
     quantile(confidence)  # checks it
     if images is not None and images < 1:
         raise UserError(f"--images must be at least 1, got {images}")
     if not memory_gib > 0:
         raise UserError(f"the memory limit must be positive, got {memory_gib} GiB")
+    options = dict(
+        seed=seed,
+        images=images,
+        resume=resume,
+        force=force,
+        scheduler=scheduler,
+        threads=threads,
+        memory_gib=memory_gib,
+        confidence=confidence,
+        plots=plots,
+        progress=progress,
+    )
+    if not compare_protection:
+        graph, model_path = _model(model)
+        if directives is not None:
+            apply(graph, directives, model_path=model_path)
+        return _campaign(graph, data, out, faults, save_faults, **options)
+    if directives is None:
+        raise UserError("--compare-protection needs directives with `protect` statements")
+    bare, model_path = _model(model)
+    apply(bare, directives, model_path=model_path, skip_protection=True)
+    guarded, _ = _model(model)
+    apply(guarded, directives, model_path=model_path)
+    if not any(n.annotations.get("protect") for n in guarded.nodes.values()):
+        raise UserError("--compare-protection: the directives protect nothing (no `protect`)")
+    folder = Path(out) if out is not None else None
+    before = _campaign(
+        bare,
+        data,
+        folder / "unprotected" if folder else None,
+        faults,
+        save_faults,
+        keep_faults=True,
+        **options,
+    )
+    listed, listed_sites = before.pop("_faults")
+    after = _campaign(
+        guarded,
+        data,
+        folder / "protected" if folder else None,
+        None,
+        None,
+        replay=(listed, listed_sites),
+        **options,
+    )
+    after.pop("_faults", None)
+    from axc.faults.compare import compare
+    from axc.passes.protect import protection_cost
+
+    report = compare(before, after, confidence, seed)
+    report["cost"] = protection_cost(guarded)
+    if folder is not None:
+        summary = folder / "comparison.json"
+        try:
+            summary.write_text(json.dumps(report, indent=1))
+        except OSError as exc:
+            raise UserError(f"cannot write {summary}: {exc.strerror}") from None
+        report["files"] = [str(summary)]
+    return report
+
+
+def _model(model: str | os.PathLike[str] | Graph) -> tuple[Graph, str | None]:
     if isinstance(model, Graph):
-        graph, model_path = model, None
-    else:
-        graph, model_path = load(model), str(model)
-    if directives is not None:
-        apply(graph, directives, model_path=model_path)
+        return model.copy(), None
+    return load(model), str(model)
+
+
+def _campaign(
+    graph: Graph,
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None,
+    faults: str | os.PathLike[str] | None,
+    save_faults: str | os.PathLike[str] | None,
+    *,
+    seed: int,
+    images: int | None,
+    resume: bool,
+    force: bool,
+    scheduler: str | None,
+    threads: int | None,
+    memory_gib: float,
+    confidence: float,
+    plots: bool,
+    progress: bool,
+    keep_faults: bool = False,
+    replay: tuple[Any, Any] | None = None,
+) -> dict[str, Any]:
+    from axc.faults.campaign import Campaign
+    from axc.faults.model import group_from_dict, read_faults, write_faults
+    from axc.sim.dataset import load_dataset
+    from axc.sim.evaluate import evaluate as _evaluate
+
     dataset = load_dataset(data, graph, limit=images)
     groups = [group_from_dict(g) for g in graph.metadata.get("inject", [])]
     fault_list = sites = None
     if faults is not None:
         fault_list, sites = read_faults(faults, graph)
+    if replay is not None:
+        fault_list, sites = replay
     folder = Path(out) if out is not None else None
     campaign = Campaign(
         graph,
@@ -446,13 +541,14 @@ def inject(
         progress=progress,
     )
     report = campaign.run()
+    per_fault = report.pop("_per_fault")
     clean = _evaluate(graph, dataset)
     report["clean"] = {k: clean[k] for k in ("top1", "top5") if k in clean}
     report["data"] = str(data)
+    listed, listed_sites = campaign.prepare()
     if folder is not None:
         written = []
         fault_file = folder / "faults.csv"
-        listed, listed_sites = campaign.prepare()
         write_faults(fault_file, listed, listed_sites)
         written.append(fault_file)
         if plots and len(report["per_layer"]):
@@ -470,6 +566,9 @@ def inject(
         except OSError as exc:
             raise UserError(f"cannot write {summary}: {exc.strerror}") from None
     if save_faults is not None:
-        listed, listed_sites = campaign.prepare()
         write_faults(save_faults, listed, listed_sites)
+    if keep_faults:
+        report["_faults"] = (listed, listed_sites)
+    if keep_faults or replay is not None:
+        report["_per_fault"] = per_fault
     return report

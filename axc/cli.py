@@ -164,6 +164,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--confidence", type=float, default=0.95, help="of the reported intervals (default 0.95)"
     )
+    p.add_argument(
+        "--compare-protection",
+        action="store_true",
+        help="run the same faults with and without the `protect` directives; report the "
+        "SDC-1 reduction",
+    )
     p.add_argument("--no-plots", action="store_true", help="write no plots to --out")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
@@ -340,11 +346,15 @@ def _cmd_inject(args: argparse.Namespace) -> int:
         confidence=args.confidence,
         plots=not args.no_plots,
         progress=not (args.quiet or args.json),
+        compare_protection=args.compare_protection,
     )
     if args.json:
         _print_json(report)
         return 0
     if args.quiet:
+        return 0
+    if args.compare_protection:
+        _print_comparison(args, report)
         return 0
     total = report["total"]
     conf = round(100 * report["confidence"])
@@ -382,6 +392,50 @@ def _cmd_inject(args: argparse.Namespace) -> int:
     if "files" in report:
         print(f"  wrote {', '.join(Path(f).name for f in report['files'])} to {args.out}")
     return 0
+
+
+def _factor(r: dict[str, Any]) -> str:
+    def num(v: float) -> str:
+        return "inf" if v == float("inf") else f"{v:.2f}"
+
+    return f"{num(r['factor']):>6}x [{num(r['ci'][0])}, {num(r['ci'][1])}]"
+
+
+def _print_comparison(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    conf = round(100 * report["confidence"])
+    clean = report["clean"]
+    print(
+        f"{args.model}: the same {report['faults']} faults x {report['images']} images, "
+        f"without and with protection (seed {report['seed']})"
+    )
+    if "top1" in clean["unprotected"]:
+        print(
+            f"  clean top-1 accuracy {100 * clean['unprotected']['top1']:.2f}% unprotected, "
+            f"{100 * clean['protected']['top1']:.2f}% protected"
+        )
+    print(
+        f"  {'':20} {'faults':>6}  {'SDC-1 before':>27}  {'SDC-1 after':>27}  "
+        f"{'DUE after':>9}  reduction ({conf}% CI)"
+    )
+
+    def line(label: str, e: dict[str, Any]) -> None:
+        print(
+            f"  {label[:20]:20} {e['faults']:6d}  {_rate(e['sdc1_before'])}  "
+            f"{_rate(e['sdc1_after'])}  {100 * e['due_after']['rate']:8.3f}%  "
+            f"{_factor(e['reduction'])}"
+        )
+
+    line("total", report["total"])
+    for name, entry in report["per_layer"].items():
+        line(name, entry)
+    extra = {"compares": 0, "macs": 0, "storage_bits": 0}
+    for row in report["cost"]:
+        for key in extra:
+            extra[key] += row[key]
+    print(
+        f"  protection cost: {len(report['cost'])} node(s), {extra['compares']:,} comparisons "
+        f"and {extra['macs']:,} extra MACs per image, {extra['storage_bits']:,} bits of storage"
+    )
 
 
 def _cmd_ops(args: argparse.Namespace) -> int:

@@ -644,4 +644,11 @@ def report(store: ResultsFile, confidence: float = 0.95) -> dict[str, Any]:
             row[int(b)] = int(t["sdc1"][sel].sum()) / n if n else 0.0
         per_layer_bit[name] = row
     out["per_layer_bit_sdc1"] = per_layer_bit
+    out["_per_fault"] = {
+        "id": t["id"],
+        "layer": layer_of,
+        "images": t["images"],
+        "sdc1": t["sdc1"],
+        "due": t["due"],
+    }
     return out

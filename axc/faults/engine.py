@@ -107,6 +107,8 @@ class Engine:
         self.order = self.executor.order
         self.step_of = {n.name: i for i, n in enumerate(self.order)}
         self.output = graph.outputs[0]
+        #: per-sample detection flags (protection): a raised one makes a DUE
+        self.flags = [t for t in graph.metadata.get("due_outputs", []) if t in graph.tensors]
         self.last_use: dict[str, int] = {}
         for step, node in enumerate(self.order):
             for t in node.inputs:
@@ -199,7 +201,7 @@ class Engine:
                 self._corrupt(acc, site, f)
             else:
                 self._corrupt_psum(acc, site, node, f, ii, golden)
-            outs = [self._requantize(step, acc)]
+            outs = self._from_accumulators(step, acc)
         live = {t: self.executor.cast(t, v) for t, v in zip(node.outputs, outs, strict=True)}
         self._propagate(step, live, fi, ii, golden, counts)
 
@@ -294,6 +296,8 @@ class Engine:
 
     # ------------------------------------------------------- accumulators
     def _accumulators(self, step: int, golden: Golden) -> np.ndarray:
+        from axc.sim.int_kernels import accumulate
+
         node = self.order[step]
         with golden.lock:
             if node.name in golden.accumulators:
@@ -301,31 +305,22 @@ class Engine:
         plan = self.executor.plan(step)
         if not hasattr(plan, "requant"):
             raise UserError(f"layer {node.name!r}: accumulator faults need constant weights")
-        bits = int(node.attrs["acc_bits"])
-
-        def keep(total: np.ndarray, offset: np.ndarray, channel_last: bool = False) -> np.ndarray:
-            shape = [1] * total.ndim
-            shape[-1 if channel_last else 1] = -1
-            return _wrap(np.asarray(total).astype(np.int64) + offset.reshape(shape), bits)
-
         args = [golden.values[node.inputs[0]]] + [
             self.graph.constants.get(t) if t else None for t in node.inputs[1:]
         ]
-        acc = plan(args, finish=keep)[0]  # type: ignore[call-arg,arg-type]
+        acc = accumulate(plan, node.op, args, int(node.attrs["acc_bits"]))
         with golden.lock:
             golden.accumulators[node.name] = acc
         return acc
 
-    def _requantize(self, step: int, acc: np.ndarray) -> np.ndarray:
+    def _from_accumulators(self, step: int, acc: np.ndarray) -> list[np.ndarray]:
+        from axc.sim.int_kernels import requantize_accumulators
+
         node = self.order[step]
         plan: Any = self.executor.plan(step)
-        m = acc.shape[1] if node.op == "QConv" else acc.shape[-1]
-        zero = np.zeros(m, np.int64)
-        if node.op == "QConv":
-            out = plan.requant(acc.reshape(acc.shape[0], m, -1), zero)
-        else:
-            out = plan.requant(acc.reshape(-1, m), zero, channel_last=True)
-        return out.reshape(acc.shape)
+        if hasattr(plan, "outputs"):  # a checksum layer: its sums see the fault too
+            return list(plan.outputs(acc))
+        return [requantize_accumulators(plan, node.op, acc)]
 
     def _corrupt_psum(
         self,
@@ -437,10 +432,13 @@ class Engine:
         if not len(fi):
             return
         out = live.get(self.output)
-        if out is None:  # the fault never reached the output
-            self._count_masked(fi, ii, counts, golden)
-            return
-        self._score(out, fi, ii, counts, golden)
+        if out is None:
+            out = g[self.output][ii]
+        flagged = np.zeros(len(fi), np.bool_)
+        for name in self.flags:
+            if name in live:
+                flagged |= live[name].reshape(len(fi), -1).any(axis=1)
+        self._score(out, flagged, fi, ii, counts, golden)
 
     def _drop_masked(
         self,
@@ -470,17 +468,24 @@ class Engine:
 
     @staticmethod
     def _score(
-        out: np.ndarray, fi: np.ndarray, ii: np.ndarray, counts: Counts, golden: Golden
+        out: np.ndarray,
+        flagged: np.ndarray,
+        fi: np.ndarray,
+        ii: np.ndarray,
+        counts: Counts,
+        golden: Golden,
     ) -> None:
+        """Outcome of each pair; a flagged one is a detected fault (DUE), not an SDC."""
         flat = out.reshape(out.shape[0], -1).astype(np.float64)
-        identical = _same(out, golden.output, ii)
+        identical = _same(out, golden.output, ii) & ~flagged
         broken = np.isnan(flat).any(axis=1)  # an unusable output: every SDC counts
         top1 = flat.argmax(axis=1)
         gt = golden.top1[ii]
         target = flat[np.arange(len(ii)), gt]
         above = (flat > target[:, None]).sum(axis=1)
-        sdc1 = broken | (top1 != gt)
-        sdc5 = broken | (above >= 5)
+        sdc1 = (broken | (top1 != gt)) & ~flagged
+        sdc5 = (broken | (above >= 5)) & ~flagged
+        counts.due += np.bincount(fi, flagged, minlength=len(counts.due)).astype(np.int64)
         counts.masked += np.bincount(fi, identical, minlength=len(counts.masked)).astype(np.int64)
         counts.sdc1 += np.bincount(fi, sdc1, minlength=len(counts.sdc1)).astype(np.int64)
         counts.sdc5 += np.bincount(fi, sdc5, minlength=len(counts.sdc5)).astype(np.int64)

@@ -75,6 +75,8 @@ _LINEAR = ("QConv", "QGemm", "Conv", "Gemm", "MatMul")
 _INTEGER_LINEAR = ("QConv", "QGemm")
 # ops that only move data: their outputs are their inputs, laid out anew
 _MOVES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dequantize")
+# protection hardware (its own faults are out of scope: it is the checker)
+_PROTECTION = ("RangeRestrict", "AbftCheck", "Vote")
 
 
 # ------------------------------------------------------------ fault models
@@ -201,7 +203,7 @@ def sites_of(graph: Graph, layers: Sequence[str], kind: str) -> list[Site]:
         node = graph.nodes[name]
         where = f"layer {name!r}"
         if kind == "activations":
-            if node.op in _MOVES:
+            if node.op in (*_MOVES, *_PROTECTION):
                 continue
             for t in node.outputs:
                 if t and _per_sample(graph, t):
@@ -210,7 +212,7 @@ def sites_of(graph: Graph, layers: Sequence[str], kind: str) -> list[Site]:
         elif kind == "inputs":
             t = node.inputs[0] if node.inputs else ""
             # a Quantize node's input is the float data before the accelerator
-            skip = node.op in (*_MOVES, "Quantize")
+            skip = node.op in (*_MOVES, *_PROTECTION, "Quantize")
             if skip or not t or t in graph.constants or not _per_sample(graph, t):
                 continue
             width, signed, is_float = _word(graph, t, where)

@@ -138,11 +138,32 @@ def _gemm(attrs: dict[str, Any], shapes: Sequence[Shape]) -> list[Shape]:
     return [(m, n)]
 
 
-def _qgemm(shapes: Sequence[Shape]) -> list[Shape]:
+def _qgemm(attrs: dict[str, Any], shapes: Sequence[Shape]) -> list[Shape]:
     a, w = shapes[0], shapes[1]
     if len(a) < 2 or len(w) != 2 or a[-1] != w[1]:
         raise ShapeError(f"QGemm takes (..., K) by (N, K), got {tuple(a)} and {tuple(w)}")
-    return [(*a[:-1], w[0])]
+    out: list[Shape] = [(*a[:-1], w[0])]
+    if attrs.get("checksum"):
+        out.append((*a[:-1], 1))
+    return out
+
+
+def _qconv(attrs: dict[str, Any], shapes: Sequence[Shape]) -> list[Shape]:
+    out = _conv(attrs, shapes)
+    if attrs.get("checksum"):
+        y = out[0]
+        out.append((y[0], attrs["group"], *y[2:]))
+    return out
+
+
+def _flag(attrs: dict[str, Any], shapes: Sequence[Shape]) -> list[Shape]:
+    return [(shapes[0][0],)]
+
+
+def _vote(attrs: dict[str, Any], shapes: Sequence[Shape]) -> list[Shape]:
+    if any(tuple(s) != tuple(shapes[0]) for s in shapes[1:]):
+        raise ShapeError(f"replicas disagree in shape: {[tuple(s) for s in shapes]}")
+    return [tuple(shapes[0]), (shapes[0][0],)]
 
 
 def _matmul(attrs: dict[str, Any], shapes: Sequence[Shape]) -> list[Shape]:
@@ -378,19 +399,26 @@ _op(
         "x_zero_point": "int",
         "w_zero_point": "ints (per output channel or one)",
         "acc_bits": "int",
+        "checksum": "bool (optional; a second output S: each group's accumulator sum)",
         **_REQ,
     },
     "Integer convolution: acc = sum((x - x_zp)(w - w_zp)) + bias, wrapped to acc_bits, "
     "then requantized.",
-    _conv,
+    _qconv,
 )
 _op(
     "QGemm",
     ("A", "B", "C?"),
-    {"x_zero_point": "int", "w_zero_point": "ints", "acc_bits": "int", **_REQ},
+    {
+        "x_zero_point": "int",
+        "w_zero_point": "ints",
+        "acc_bits": "int",
+        "checksum": "bool (optional; a second output S: the accumulator sum)",
+        **_REQ,
+    },
     "Integer fully connected layer, weights stored (N, K): acc = (a - a_zp) @ (w - w_zp).T + "
     "bias, wrapped, then requantized. A may have leading batch axes: (..., K) -> (..., N).",
-    lambda attrs, shapes: _qgemm(shapes),
+    _qgemm,
 )
 _op(
     "QAdd",
@@ -429,6 +457,42 @@ _op(
     ("X",),
     {"x_zero_point": "int", **_REQ},
     "Change the scale and zero point of an integer tensor: requant(x - x_zp).",
+)
+
+
+_op(
+    "RangeRestrict",
+    ("X",),
+    {
+        "low": "ints (per channel or one)",
+        "high": "ints (per channel or one)",
+        "axis": "int | None (the channel axis of per-channel bounds)",
+        "action": "'clip' (saturate to the bound) or 'zero'",
+        "mechanism": "'range' or 'bounded_relu'",
+    },
+    "Protection (Ranger-style range restriction, or a bounded ReLU): a value outside "
+    "[low, high] is saturated to the bound it crosses, or set to zero.",
+)
+_op(
+    "AbftCheck",
+    ("X", "S", "WS", "BS?"),
+    {**_POOL, "group": "int", "x_zero_point": "int", "acc_bits": "int", "kind": "'conv' | 'gemm'"},
+    "Protection (ABFT checksum of a QConv or QGemm with checksum=True): recomputes each group's "
+    "accumulator sum from the input X and the weight column sums WS (plus the bias sums BS), "
+    "wrapped to acc_bits, and flags the samples where it differs from the layer's sums S. "
+    "Output: one flag per sample (1: a fault was detected).",
+    _flag,
+)
+_op(
+    "Vote",
+    ("A", "B", "C?"),
+    {},
+    "Protection (redundancy): with two replicas, output A and flag the samples where A and B "
+    "differ (duplication with comparison); with three, the element-wise majority, and flag "
+    "the samples where no two agree (triplication with a voter). Outputs: the value and one "
+    "flag per sample.",
+    _vote,
+    outputs=2,
 )
 
 

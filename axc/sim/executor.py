@@ -27,6 +27,7 @@ import numpy as np
 from axc.errors import UserError
 from axc.ir import BATCH, Graph, Node
 from axc.sim import int_kernels as _int_kernels  # noqa: F401  (registers the integer kernels)
+from axc.sim import protect_kernels as _protect_kernels  # noqa: F401  (and the protection ones)
 from axc.sim.jit import serial
 from axc.sim.kernels import KERNELS, PLANS
 

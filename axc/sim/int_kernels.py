@@ -550,10 +550,60 @@ def qgemm(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]
     return _linear("QGemm", attrs, args[1], _bias(args))(args)
 
 
+def accumulate(plan: Any, op: str, args: Sequence[np.ndarray | None], bits: int) -> np.ndarray:
+    """The accumulators of a prepared QConv or QGemm (``plan``) for ``args``:
+    sum((x - x_zp)(w - w_zp)) + bias, wrapped to ``bits``, as int64 laid out
+    as the output is."""
+
+    def keep(total: np.ndarray, offset: np.ndarray, channel_last: bool = False) -> np.ndarray:
+        shape = [1] * total.ndim
+        shape[-1 if channel_last else 1] = -1
+        acc = np.asarray(total).astype(np.int64) + offset.reshape(shape)
+        return _wrap(acc, bits)
+
+    return np.asarray(plan(args, finish=keep)[0])
+
+
+def requantize_accumulators(plan: Any, op: str, acc: np.ndarray) -> np.ndarray:
+    """The layer's output for accumulators ``acc`` (as :func:`accumulate` gives them)."""
+    m = acc.shape[1] if op == "QConv" else acc.shape[-1]
+    zero = np.zeros(m, np.int64)
+    if op == "QConv":
+        out = plan.requant(acc.reshape(acc.shape[0], m, -1), zero)
+    else:
+        out = plan.requant(acc.reshape(-1, m), zero, channel_last=True)
+    return np.asarray(out).reshape(acc.shape)
+
+
+class _Checked:
+    """A QConv or QGemm with ``checksum``: also outputs each group's accumulator sum."""
+
+    def __init__(self, inner: Any, op: str, attrs: dict[str, Any]) -> None:
+        self.inner, self.op = inner, op
+        self.requant = inner.requant
+        self.bits = int(attrs["acc_bits"])
+        self.groups = int(attrs.get("group", 1))
+
+    def __call__(self, args: Sequence[np.ndarray], finish: Any = None) -> list[np.ndarray]:
+        if finish is not None:
+            return list(self.inner(args, finish=finish))
+        return self.outputs(accumulate(self.inner, self.op, args, self.bits))
+
+    def outputs(self, acc: np.ndarray) -> list[np.ndarray]:
+        """The layer's outputs (value and sums) for accumulators ``acc``."""
+        from axc.sim.protect_kernels import group_sums
+
+        out = requantize_accumulators(self.inner, self.op, acc)
+        return [out, group_sums(acc, self.groups, self.bits, self.op == "QConv")]
+
+
 def _plan_linear(op: str) -> Callable[..., Any]:
     def plan(attrs: dict[str, Any], consts: Sequence[np.ndarray | None]) -> Any:
         w = consts[1]
-        return None if w is None else _linear(op, attrs, w, _bias(consts))
+        if w is None:
+            return None
+        prepared = _linear(op, attrs, w, _bias(consts))
+        return _Checked(prepared, op, attrs) if attrs.get("checksum") else prepared
 
     return plan
 
