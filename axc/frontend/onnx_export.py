@@ -334,7 +334,42 @@ def _dequantize(b: _Builder, n: Node) -> None:
     )
 
 
+def _range_restrict(b: _Builder, n: Node) -> None:
+    """Range restriction as Max/Min (clip) or Where (zero), in the tensor's own type."""
+    x, out = n.inputs[0], n.outputs[0]
+    info = b.graph.tensors[x]
+    dtype = info.dtype.numpy_dtype()
+    shape = [1] * len(info.shape)
+    if n.attrs.get("axis") is not None and len(n.attrs["low"]) > 1:
+        shape[n.attrs["axis"]] = -1
+    low = b.const(f"{n.name}.low", np.asarray(n.attrs["low"], dtype).reshape(shape))
+    high = b.const(f"{n.name}.high", np.asarray(n.attrs["high"], dtype).reshape(shape))
+    if n.attrs.get("action", "clip") == "zero":
+        above, below = b.fresh(f"{out}.above"), b.fresh(f"{out}.below")
+        inside, zero = b.fresh(f"{out}.inside"), b.const(f"{n.name}.zero", np.zeros((), dtype))
+        b.add("GreaterOrEqual", [x, low], [above], b.fresh(f"{n.name}.ge"))
+        b.add("LessOrEqual", [x, high], [below], b.fresh(f"{n.name}.le"))
+        b.add("And", [above, below], [inside], b.fresh(f"{n.name}.and"))
+        b.add("Where", [inside, x, zero], [out], n.name)
+        return
+    raised = b.fresh(f"{out}.raised")
+    b.add("Max", [x, low], [raised], b.fresh(f"{n.name}.max"))
+    b.add("Min", [raised, high], [out], n.name)
+
+
+def _vote(b: _Builder, n: Node) -> None:
+    # ONNX has no fault to vote on: the value is the first replica's
+    b.add("Identity", [n.inputs[0]], [n.outputs[0]], n.name)
+
+
+def _detector(b: _Builder, n: Node) -> None:
+    """Detection checks (checksums) have no ONNX form; their flags are left out."""
+
+
 _EXPORTERS: dict[str, Callable[[_Builder, Node], None]] = {
+    "RangeRestrict": _range_restrict,
+    "Vote": _vote,
+    "AbftCheck": _detector,
     "Conv": _conv,
     "Gemm": _gemm,
     "MaxPool": _pool,
@@ -366,12 +401,21 @@ def _value_info(graph: Graph, name: str) -> onnx.ValueInfoProto:
 def export_model(graph: Graph) -> onnx.ModelProto:
     """The graph as an ONNX model (float graphs; quantized ones in a later release)."""
     b = _Builder(graph)
+    checks_only = {
+        name
+        for name in graph.constants
+        if graph.consumers(name) and all(c.op == "AbftCheck" for c in graph.consumers(name))
+    }
     for name, value in graph.constants.items():
-        b.initializers.append(numpy_helper.from_array(np.asarray(value), name))
+        if name not in checks_only:  # a checksum's column sums have no use in ONNX
+            b.initializers.append(numpy_helper.from_array(np.asarray(value), name))
     for node in graph.topological():
         _EXPORTERS.get(node.op, _plain)(b, node)
     outputs = []
+    flags = set(graph.metadata.get("due_outputs", []))
     for name in graph.outputs:
+        if name in flags:
+            continue
         if name in graph.constants or name in graph.inputs:
             alias = b.fresh(f"{name}.out")
             b.add("Identity", [name], [alias], b.fresh(f"{name}.identity"))
@@ -391,6 +435,21 @@ def export_model(graph: Graph) -> onnx.ModelProto:
         for n in graph.topological()
         if n.annotations.get("multiplier") and n.annotations["multiplier"] != "exact"
     }
+    protection = {
+        n.name: n.annotations["protect"]
+        for n in graph.topological()
+        if n.annotations.get("protect")
+    }
+    if protection:
+        helper.set_model_props(
+            model,
+            {
+                "axc.protection": json.dumps(protection),
+                "axc.protection_note": "range restriction is exported as Max/Min (or Where); "
+                "checksum checks and redundancy comparators have no ONNX form and are left "
+                "out (a voter passes its first replica on)",
+            },
+        )
     if approximate:
         # ONNX has no approximate multiplier: the operators compute exact
         # products; the choice is recorded so that nobody mistakes the two
