@@ -51,3 +51,18 @@ def test_digits_readme_multiplier_table_is_what_sweep_multipliers_prints() -> No
         if same_yosys:
             cells += f" {row['luts']} | {row['carry']} |"
         assert cells in readme, cells
+
+
+@pytest.mark.slow
+def test_digits_readme_protection_table_is_what_protection_table_prints() -> None:
+    result = subprocess.run(
+        [sys.executable, str(DIGITS / "protection_table.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    readme = (DIGITS / "README.md").read_text()
+    lines = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert len(lines) == 2 + 16
+    for line in lines:
+        assert line in readme, line
