@@ -423,7 +423,7 @@ def inject(
         raise UserError(f"--images must be at least 1, got {images}")
     if not memory_gib > 0:
         raise UserError(f"the memory limit must be positive, got {memory_gib} GiB")
-    options = dict(
+    options: dict[str, Any] = dict(
         seed=seed,
         images=images,
         resume=resume,
