@@ -380,6 +380,8 @@ def _cmd_inject(args: argparse.Namespace) -> int:
         for name, entry in report["per_model"].items():
             line(name, entry)
     extra = [f"masked {_rate(total['masked']).strip()}"]
+    if total["due"]["count"]:
+        extra.append(f"detected (DUE) {_rate(total['due']).strip()}")
     if "accuracy" in total:
         extra.append(f"accuracy under fault {_rate(total['accuracy']).strip()}")
     print("  " + "; ".join(extra))
