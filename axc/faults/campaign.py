@@ -488,24 +488,22 @@ class Campaign:
         with _single_threaded_blas(), ThreadPoolExecutor(threads, "axc-inject") as pool:
             queue = iter(pending)
             running: dict[Future[Counts], Task] = {}
-            try:
+
+            def top_up() -> None:  # at most two tasks per thread in flight
                 for task in queue:
-                    running[
-                        pool.submit(worker.run, ordered[task.start : task.stop], task.chunk)
-                    ] = task
+                    fut = pool.submit(worker.run, ordered[task.start : task.stop], task.chunk)
+                    running[fut] = task
                     if len(running) >= 2 * threads:
-                        break
+                        return
+
+            try:
+                top_up()
                 while running:
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for fut in finished:
                         task = running.pop(fut)
                         record(task, fut.result())
-                    for task in queue:
-                        running[
-                            pool.submit(worker.run, ordered[task.start : task.stop], task.chunk)
-                        ] = task
-                        if len(running) >= 2 * threads:
-                            break
+                    top_up()
             except BaseException:
                 for fut in running:
                     fut.cancel()

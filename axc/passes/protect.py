@@ -33,7 +33,7 @@ import numpy as np
 from axc.directives.types import call_form
 from axc.errors import UserError
 from axc.ir import BATCH, ElemType, Graph, Node, TensorInfo
-from axc.passes.registry import Pass, PassContext, register_pass
+from axc.passes.registry import Pass, PassContext, data_file, register_pass
 
 __all__ = [
     "BoundedRelu",
@@ -152,21 +152,7 @@ class Protect(Pass):
 
 
 def _data_path(params: ProtectParams, ctx: PassContext) -> Path:
-    if params.data is not None:
-        path = Path(params.data)
-        if not path.is_absolute() and ctx.directives_path:
-            beside = Path(ctx.directives_path).parent / path
-            if beside.exists():
-                return beside
-        return path
-    if ctx.model_path:
-        beside = Path(ctx.model_path).parent / "calib.npz"
-        if beside.is_file():
-            return beside
-    raise UserError(
-        "protect needs data to profile bounds on: give data=FILE.npz, or put calib.npz "
-        "beside the model"
-    )
+    return data_file(params.data, ctx, "protect needs data to profile bounds on")
 
 
 def _fail(where: str, message: str) -> UserError:

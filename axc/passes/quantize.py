@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Literal
 
 from axc.arith import IntSpec
-from axc.errors import UserError
 from axc.ir import ElemType, Graph
 from axc.passes.calibration import Calibration, MinMax
-from axc.passes.registry import Pass, PassContext, register_pass
+from axc.passes.registry import Pass, PassContext, data_file, register_pass
 
 __all__ = ["Quantize", "QuantizeParams"]
 
@@ -83,21 +82,7 @@ class QuantizeParams:
 
 
 def _resolve_data(params: QuantizeParams, ctx: PassContext) -> Path:
-    if params.data is not None:
-        path = Path(params.data)
-        if not path.is_absolute() and not path.exists() and ctx.directives_path:
-            beside = Path(ctx.directives_path).parent / path
-            if beside.exists():
-                return beside
-        return path
-    if ctx.model_path:
-        beside = Path(ctx.model_path).parent / "calib.npz"
-        if beside.is_file():
-            return beside
-    raise UserError(
-        "quantize needs calibration data: give data=FILE.npz (an array x of "
-        "inputs), or put calib.npz beside the model"
-    )
+    return data_file(params.data, ctx, "quantize needs calibration data")
 
 
 @register_pass

@@ -13,11 +13,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, ClassVar
 
+from axc.errors import UserError
 from axc.ir import Graph
 
-__all__ = ["Pass", "PassContext", "available_passes", "get_pass", "register_pass"]
+__all__ = ["Pass", "PassContext", "available_passes", "data_file", "get_pass", "register_pass"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,25 @@ class PassContext:
     checks: list[Callable[[Graph], None]] = field(default_factory=list)
     #: ``file:line:col`` of the directive running now
     location: str = ""
+
+
+def data_file(given: str | None, ctx: PassContext, need: str) -> Path:
+    """A pass's data set: ``given`` (looked up beside the directive file when
+    relative), else ``calib.npz`` beside the model; ``need`` says what for."""
+    if given is not None:
+        path = Path(given)
+        if not path.is_absolute() and not path.exists() and ctx.directives_path:
+            beside = Path(ctx.directives_path).parent / path
+            if beside.exists():
+                return beside
+        return path
+    if ctx.model_path:
+        beside = Path(ctx.model_path).parent / "calib.npz"
+        if beside.is_file():
+            return beside
+    raise UserError(
+        f"{need}: give data=FILE.npz (an array x of inputs), or put calib.npz beside the model"
+    )
 
 
 class Pass(ABC):

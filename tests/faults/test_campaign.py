@@ -125,6 +125,26 @@ def test_replaying_a_saved_fault_list_gives_the_same_results(tmp_path, capsys) -
     assert replay["per_layer"] == first["per_layer"]
 
 
+def _start(directives: str, folder: Path, *extra: str) -> subprocess.Popen[str]:
+    """``axc inject`` in a process of its own, returned once 100 rows are saved."""
+    argv = [sys.executable, "-m", "axc", "inject", MODEL, "-d", directives, "--data", DATA]
+    proc = subprocess.Popen(
+        [*argv, "--out", str(folder), "--quiet", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        try:
+            if len(_rows(folder)) >= 100:
+                break
+        except sqlite3.Error:  # not created yet
+            continue
+    return proc
+
+
 def test_a_killed_campaign_resumes_to_the_uninterrupted_result(tmp_path, capsys) -> None:
     d = _directives(tmp_path, "inject * site=activations model=bitflip count=all\n")
     code, _ = _inject(
@@ -133,38 +153,9 @@ def test_a_killed_campaign_resumes_to_the_uninterrupted_result(tmp_path, capsys)
     assert code == 0
     expected = _rows(tmp_path / "full")
     folder = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "axc",
-            "inject",
-            MODEL,
-            "-d",
-            d,
-            "--data",
-            DATA,
-            "--out",
-            str(folder),
-            "--seed",
-            "9",
-            "--quiet",
-            "--threads",
-            "2",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        time.sleep(0.1)
-        try:
-            if len(_rows(folder)) >= 100:
-                break
-        except sqlite3.Error:
-            continue
+    proc = _start(d, folder, "--seed", "9", "--threads", "2")
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
     partial = _rows(folder)
     assert 0 < len(partial) < len(expected), "the kill must land mid-campaign"
     code, resumed = _inject(
@@ -178,38 +169,12 @@ def test_a_killed_campaign_resumes_to_the_uninterrupted_result(tmp_path, capsys)
 def test_ctrl_c_saves_what_finished(tmp_path) -> None:
     d = _directives(tmp_path, "inject * site=activations model=bitflip count=all\n")
     folder = tmp_path / "c"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "axc",
-            "inject",
-            MODEL,
-            "-d",
-            d,
-            "--data",
-            DATA,
-            "--out",
-            str(folder),
-            "--quiet",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        time.sleep(0.1)
-        try:
-            if len(_rows(folder)) >= 50:
-                break
-        except sqlite3.Error:
-            continue
+    proc = _start(d, folder)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "--resume" in err and "Traceback" not in err
-    assert len(_rows(folder)) >= 50
+    assert len(_rows(folder)) >= 100
 
 
 def test_dask_local_cluster_equals_the_local_run(tmp_path, capsys) -> None:
