@@ -8,6 +8,7 @@ y = axc.simulate(g, x)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -205,14 +206,24 @@ def compile(
     dump_ir_after: Collection[str] = (),
     dump: Callable[[str, Graph], None] | None = None,
     verify: bool | None = None,
+    backend: str | None = None,
+    options: Sequence[str] = (),
 ) -> CompileResult:
     """Import, apply the directives and write the transformed IR (JSON + npz),
-    the ONNX export and a summary into ``outdir``.
+    the ONNX export and a summary into ``outdir``; with ``backend``, also that
+    backend's lowering (``options``: its ``KEY=VALUE`` options) into
+    ``outdir/BACKEND/``.
 
     Nothing is written unless every step succeeds; then files appear at once.
     Files in ``outdir`` that axc did not write are never overwritten."""
+    from axc.backend import get_backend, make_options
+
     out = Path(outdir)
     _claim_outdir(out, force)  # fail early, before any work
+    lowering = get_backend(backend) if backend is not None else None
+    if options and lowering is None:
+        raise UserError("--option needs --backend")
+    backend_options = make_options(lowering, list(options)) if lowering is not None else None
     graph = load(model)
     before = graph_summary(graph)
     records = apply(
@@ -256,6 +267,16 @@ def compile(
     try:
         write_ir(graph, staging / f"{stem}.axc.json")
         _save_onnx(graph, staging / f"{stem}.onnx")
+        if lowering is not None and backend_options is not None:
+            folder = staging / lowering.name
+            folder.mkdir()
+            artifacts = lowering().lower(graph, backend_options, folder)
+            summary["backend"] = {
+                "name": lowering.name,
+                "options": dataclasses.asdict(backend_options),
+                "files": sorted(str(p.relative_to(staging)) for p in artifacts.files),
+                **artifacts.summary,
+            }
         (staging / "summary.json").write_text(
             json.dumps(summary, indent=1) + "\n", encoding="utf-8"
         )

@@ -112,6 +112,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PASS",
         help="print the IR after every run of PASS (repeatable)",
     )
+    p.add_argument(
+        "--backend", metavar="NAME", help="also lower with this backend (see `axc backends`)"
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the backend (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
 
@@ -174,6 +184,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
 
+    p = command("backends", "list the installed backends and their options")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+
     p = command("ops", "list the ONNX ops axc imports")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
 
@@ -225,6 +238,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         force=args.force,
         dump_ir_after=args.dump_ir_after,
         dump=dump,
+        backend=args.backend,
+        options=args.option,
     )
     if args.json:
         _print_json({**result.summary, "files": [str(f) for f in result.files]})
@@ -440,6 +455,36 @@ def _print_comparison(args: argparse.Namespace, report: dict[str, Any]) -> None:
     )
 
 
+def _cmd_backends(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from axc.backend import available_backends
+
+    rows: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "summary": cls.summary,
+            "options": {
+                f.name: {
+                    "type": str(f.type),
+                    "default": None if f.default is dataclasses.MISSING else f.default,
+                }
+                for f in dataclasses.fields(cls.Options)
+            },
+        }
+        for name, cls in available_backends().items()
+    ]
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no backend installed")
+    for row in rows:
+        options = ", ".join(f"{k}={v['default']}" for k, v in row["options"].items())
+        print(f"{row['name']:12} {row['summary']}" + (f"  (options: {options})" if options else ""))
+    return 0
+
+
 def _cmd_ops(args: argparse.Namespace) -> int:
     from axc.frontend import SUPPORTED_OPS
 
@@ -504,6 +549,7 @@ COMMANDS = {
     "show": _cmd_show,
     "simulate": _cmd_simulate,
     "inject": _cmd_inject,
+    "backends": _cmd_backends,
     "ops": _cmd_ops,
 }
 
