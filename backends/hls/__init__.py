@@ -1,0 +1,531 @@
+"""The Vitis-HLS backend: a compiled, quantized graph as an HLS C++ project.
+
+Layout of what it writes (``outdir``)::
+
+    firmware/axc_model.h       types, sizes, the top function's declaration
+    firmware/axc_model.cpp     one function per layer, and the top function
+    firmware/weights/*.h       each layer's constants as ROM arrays
+    firmware/axc_mul_*.h       the C++ view of each approximate multiplier
+    tb/axc_tb.cpp              a testbench: inputs from a file, outputs to a file
+    run_hls.tcl                csim, csynth and cosim for those who have Vitis HLS
+    build.sh                   g++ csim build without Vitis (docs/backends.md)
+
+Every identifier is derived from the layer's position (``layer3_qconv``),
+never from its name; names appear only in comments, with comment delimiters
+and line breaks removed. The integer semantics are docs/arithmetic.md's,
+operation by operation, so csim equals axc's simulator bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from axc.backend import Artifacts, Backend
+from axc.errors import UserError
+from axc.ir import BATCH, Graph, Node
+
+__all__ = ["HlsBackend", "HlsOptions"]
+
+SUPPORTED = ("Quantize", "Dequantize", "QConv", "QGemm", "MaxPool", "Reshape", "RangeRestrict")
+
+
+@dataclass(frozen=True)
+class HlsOptions:
+    #: clock period target for csynth, in ns
+    clock_ns: float = 5.0
+    #: the part for the Tcl script
+    part: str = "xc7z020clg400-1"
+    #: output channels computed in parallel per layer (the unroll factor of the channel loop)
+    reuse: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.clock_ns > 0:
+            raise ValueError(f"clock_ns must be positive, got {self.clock_ns}")
+        if self.reuse < 1:
+            raise ValueError(f"reuse must be at least 1, got {self.reuse}")
+
+
+def comment(text: str) -> str:
+    """``text`` safe inside a // comment: printable, one line, no comment delimiters."""
+    clean = "".join(c if c.isprintable() else "?" for c in text)
+    clean = clean.replace("*/", "* /").replace("/*", "/ *").replace("\\", "/")
+    return clean[:120] + ("..." if len(clean) > 120 else "")
+
+
+def _shape(graph: Graph, tensor: str) -> tuple[int, ...]:
+    shape = graph.tensors[tensor].shape
+    if not shape or shape[0] != BATCH:
+        raise UserError(f"tensor {comment(tensor)!r}: the HLS backend needs a batch axis first")
+    return tuple(int(d) for d in shape[1:])
+
+
+def _ctype(graph: Graph, tensor: str) -> str:
+    dtype = graph.tensors[tensor].dtype
+    if dtype.is_float:
+        return "float"
+    return f"ap_{'int' if dtype.signed else 'uint'}<{dtype.bits}>"
+
+
+def _rom_type(bits: int) -> str:
+    """The narrowest C integer type for a ROM of signed ``bits``-bit words (ap_int
+    arrays with initializers trip g++'s -Wuninitialized inside ap_private)."""
+    for width in (8, 16, 32):
+        if bits <= width:
+            return f"int{width}_t"
+    return "int64_t"
+
+
+def _array(name: str, ctype: str, values: np.ndarray) -> str:
+    flat = ", ".join(str(int(v)) for v in np.asarray(values).reshape(-1))
+    return f"static const {ctype} {name}[{max(1, values.size)}] = {{{flat or '0'}}};\n"
+
+
+class _Writer:
+    def __init__(self, graph: Graph, options: HlsOptions) -> None:
+        self.graph = graph
+        self.options = options
+        self.layers: list[str] = []
+        self.headers: dict[str, str] = {}
+        self.multipliers: dict[str, str] = {}
+        self.buffers: dict[str, str] = {}  # tensor -> C identifier
+
+    def buffer(self, tensor: str) -> str:
+        if tensor not in self.buffers:
+            self.buffers[tensor] = f"t{len(self.buffers)}"
+        return self.buffers[tensor]
+
+    # ------------------------------------------------------------- layers
+    def layer(self, index: int, node: Node) -> str:
+        fn = f"layer{index}_{node.op.lower()}"
+        body = getattr(self, f"_{node.op.lower()}")(node, fn, index)
+        return f"// layer {index}: {comment(node.name)} ({node.op})\n{body}\n"
+
+    def _io(self, node: Node) -> tuple[str, str, str, str, int, int]:
+        x, y = node.inputs[0], node.outputs[0]
+        nx, ny = math.prod(_shape(self.graph, x)), math.prod(_shape(self.graph, y))
+        return _ctype(self.graph, x), _ctype(self.graph, y), x, y, nx, ny
+
+    def _quantize(self, node: Node, fn: str, index: int) -> str:
+        a = node.attrs
+        tx, ty, _, _, n, _ = self._io(node)
+        if len(a["scale"]) != 1 or a.get("offset_first"):
+            raise UserError(f"layer {comment(node.name)!r}: the HLS backend quantizes per tensor")
+        s = np.float32(a["scale"][0])
+        return (
+            f"static void {fn}(const float x[{n}], {ty} y[{n}]) {{\n"
+            f"    for (int i = 0; i < {n}; ++i) {{\n"
+            f"        AXC_PRAGMA(HLS PIPELINE II=1)\n"
+            f"        float v = x[i] / {float(s)!r}f;  // float32, as ONNX QuantizeLinear\n"
+            f"        long q = std::lrint(v) + {int(a['zero_point'][0])};  // half to even\n"
+            f"        y[i] = axc_clamp(q, {a['qmin']}, {a['qmax']});\n"
+            f"    }}\n}}\n"
+        )
+
+    def _dequantize(self, node: Node, fn: str, index: int) -> str:
+        a = node.attrs
+        tx, _, _, _, n, _ = self._io(node)
+        if len(a["scale"]) != 1:
+            raise UserError(f"layer {comment(node.name)!r}: the HLS backend dequantizes per tensor")
+        return (
+            f"static void {fn}(const {tx} x[{n}], float y[{n}]) {{\n"
+            f"    for (int i = 0; i < {n}; ++i) {{\n"
+            f"        AXC_PRAGMA(HLS PIPELINE II=1)\n"
+            f"        y[i] = (float)((long)x[i] - {int(a['zero_point'][0])}) * "
+            f"{float(np.float32(a['scale'][0]))!r}f;\n"
+            f"    }}\n}}\n"
+        )
+
+    def _reshape(self, node: Node, fn: str, index: int) -> str:
+        tx, ty, _, _, n, _ = self._io(node)
+        return (
+            f"static void {fn}(const {tx} x[{n}], {ty} y[{n}]) {{\n"
+            f"    for (int i = 0; i < {n}; ++i) y[i] = x[i];\n}}\n"
+        )
+
+    def _rangerestrict(self, node: Node, fn: str, index: int) -> str:
+        a = node.attrs
+        tx, ty, x, _, n, _ = self._io(node)
+        shape = _shape(self.graph, x)
+        per = len(a["high"]) > 1
+        inner = math.prod(shape[1:]) if per else 1
+        lows = ", ".join(str(int(v)) for v in a["low"])
+        highs = ", ".join(str(int(v)) for v in a["high"])
+        pick = f"(i / {inner})" if per else "0"
+        action = (
+            "y[i] = (v < lo || v > hi) ? 0 : v;"
+            if a.get("action") == "zero"
+            else "y[i] = v < lo ? lo : (v > hi ? hi : v);"
+        )
+        return (
+            f"// protection: {a.get('mechanism', 'range')} ({a.get('action', 'clip')})\n"
+            f"static void {fn}(const {tx} x[{n}], {ty} y[{n}]) {{\n"
+            f"    static const long low[] = {{{lows}}};\n"
+            f"    static const long high[] = {{{highs}}};\n"
+            f"    for (int i = 0; i < {n}; ++i) {{\n"
+            f"        AXC_PRAGMA(HLS PIPELINE II=1)\n"
+            f"        long v = (long)x[i], lo = low[{pick}], hi = high[{pick}];\n"
+            f"        {action}\n"
+            f"    }}\n}}\n"
+        )
+
+    def _maxpool(self, node: Node, fn: str, index: int) -> str:
+        a = node.attrs
+        tx, ty, x, y, n, m = self._io(node)
+        c, h, w = _shape(self.graph, x)
+        _, oh, ow = _shape(self.graph, y)
+        (kh, kw), (sh, sw) = a["kernel_shape"], a["strides"]
+        (dh, dw), pads = a["dilations"], a["pads"]
+        return (
+            f"static void {fn}(const {tx} x[{n}], {ty} y[{m}]) {{\n"
+            f"    for (int c = 0; c < {c}; ++c)\n"
+            f"        for (int i = 0; i < {oh}; ++i)\n"
+            f"            for (int j = 0; j < {ow}; ++j) {{\n"
+            f"                AXC_PRAGMA(HLS PIPELINE II=1)\n"
+            f"                bool any = false;\n"
+            f"                {tx} best = 0;\n"
+            f"                for (int u = 0; u < {kh}; ++u)\n"
+            f"                    for (int v = 0; v < {kw}; ++v) {{\n"
+            f"                        int r = i * {sh} + u * {dh} - {pads[0]};\n"
+            f"                        int q = j * {sw} + v * {dw} - {pads[1]};\n"
+            f"                        if (r < 0 || r >= {h} || q < 0 || q >= {w}) continue;\n"
+            f"                        {tx} value = x[(c * {h} + r) * {w} + q];\n"
+            f"                        if (!any || value > best) best = value;\n"
+            f"                        any = true;\n"
+            f"                    }}\n"
+            f"                y[(c * {oh} + i) * {ow} + j] = best;\n"
+            f"            }}\n}}\n"
+        )
+
+    def _weights(self, node: Node, index: int) -> tuple[str, str, str]:
+        """ROM headers of a linear layer: centered weights, bias, requantizer."""
+        g = self.graph
+        w = g.constants[node.inputs[1]].astype(np.int64)
+        zw = np.asarray(node.attrs["w_zero_point"], np.int64).reshape(-1)
+        w = w - (zw.reshape((-1,) + (1,) * (w.ndim - 1)) if zw.size > 1 else zw[0])
+        bias = node.inputs[2] if len(node.inputs) > 2 else ""
+        b = g.constants[bias].astype(np.int64) if bias else np.zeros(w.shape[0], np.int64)
+        wbits = max(2, int(np.abs(w).max()).bit_length() + 1)
+        req = node.attrs["requant"]
+        name = f"w{index}"
+        text = f"// constants of layer {index}: {comment(node.name)}\n"
+        text += f"// weights: {wbits}-bit signed, centered on their zero point\n"
+        text += _array(f"{name}_weight", _rom_type(wbits), w)
+        bbits = max(2, int(np.abs(b).max()).bit_length() + 1)
+        text += _array(f"{name}_bias", _rom_type(bbits), b)
+        m = w.shape[0]
+        if req.get("mode") == "float32":
+            scale = np.broadcast_to(np.asarray(req["scale"], np.float32), (m,))
+            text += (
+                f"static const float {name}_scale[{m}] = {{"
+                + ", ".join(f"{float(v)!r}f" for v in scale)
+                + "};\n"
+            )
+        else:
+            mult = np.broadcast_to(np.asarray(req["multiplier"], np.int64), (m,))
+            shift = np.broadcast_to(np.asarray(req["shift"], np.int64), (m,))
+            text += _array(f"{name}_mult", "int64_t", mult) + _array(f"{name}_shift", "int", shift)
+        self.headers[f"weights/layer{index}.h"] = text
+        return name, f"weights/layer{index}.h", req.get("mode", "fixed")
+
+    def _product(self, node: Node) -> str:
+        spec = node.annotations.get("multiplier")
+        if not spec or spec == "exact":
+            return "(long)xc * (long)wc"
+        from axc.arith.multipliers import resolve
+
+        m = resolve(str(spec), int(node.annotations.get("multiplier_bits", 8)))
+        if m.is_exact:
+            return "(long)xc * (long)wc"
+        ident = m.identifier()
+        self.multipliers[ident] = m.cpp()
+        return f"(long){ident}((int32_t)xc, (int32_t)wc)"
+
+    def _finish(self, node: Node, name: str, mode: str, ty: str) -> str:
+        req = node.attrs["requant"]
+        if mode == "float32":
+            return (
+                f"axc_clamp(std::lrint((float)(long)acc * {name}_scale[m]) + {req['zero_point']}, "
+                f"{req['qmin']}, {req['qmax']})"
+            )
+        return (
+            f"axc_requant((long)acc, {name}_mult[m], {name}_shift[m], {req['zero_point']}, "
+            f"{req['qmin']}, {req['qmax']})"
+        )
+
+    def _qconv(self, node: Node, fn: str, index: int) -> str:
+        a = node.attrs
+        if len(a["kernel_shape"]) != 2:
+            raise UserError(
+                f"layer {comment(node.name)!r}: the HLS backend lowers 2-D convolutions"
+            )
+        tx, ty, x, y, n, total = self._io(node)
+        name, header, mode = self._weights(node, index)
+        c, h, w = _shape(self.graph, x)
+        m, oh, ow = _shape(self.graph, y)
+        (kh, kw), (sh, sw) = a["kernel_shape"], a["strides"]
+        (dh, dw), pads = a["dilations"], a["pads"]
+        groups = a["group"]
+        cg, mg = c // groups, m // groups
+        unroll = min(self.options.reuse, m)
+        return (
+            f'#include "{header}"\n'
+            f"static void {fn}(const {tx} x[{n}], {ty} y[{total}]) {{\n"
+            f"    for (int i = 0; i < {oh}; ++i)\n"
+            f"        for (int j = 0; j < {ow}; ++j)\n"
+            f"            for (int m = 0; m < {m}; ++m) {{\n"
+            f"                AXC_PRAGMA(HLS UNROLL factor={unroll})\n"
+            f"                const int g = m / {mg};\n"
+            f"                ap_int<{a['acc_bits']}> acc = {name}_bias[m];  // wraps\n"
+            f"                for (int c = 0; c < {cg}; ++c)\n"
+            f"                    for (int u = 0; u < {kh}; ++u)\n"
+            f"                        for (int v = 0; v < {kw}; ++v) {{\n"
+            f"                            AXC_PRAGMA(HLS PIPELINE II=1)\n"
+            f"                            int r = i * {sh} + u * {dh} - {pads[0]};\n"
+            f"                            int q = j * {sw} + v * {dw} - {pads[1]};\n"
+            f"                            bool in = r >= 0 && r < {h} && q >= 0 && q < {w};\n"
+            f"                            long xv = in ? (long)x[((g * {cg} + c) * {h} + r) * "
+            f"{w} + q] : {a['x_zero_point']};\n"
+            f"                            long xc = xv - {a['x_zero_point']};\n"
+            f"                            long wc = {name}_weight[((m * {cg} + c) * {kh} + u) * "
+            f"{kw} + v];\n"
+            f"                            acc += {self._product(node)};\n"
+            f"                        }}\n"
+            f"                y[(m * {oh} + i) * {ow} + j] = {self._finish(node, name, mode, ty)};\n"
+            f"            }}\n}}\n"
+        )
+
+    def _qgemm(self, node: Node, fn: str, index: int) -> str:
+        a = node.attrs
+        tx, ty, x, y, n, total = self._io(node)
+        if len(_shape(self.graph, x)) != 1:
+            raise UserError(f"layer {comment(node.name)!r}: the HLS backend lowers (N, K) inputs")
+        name, header, mode = self._weights(node, index)
+        k = _shape(self.graph, x)[0]
+        m = _shape(self.graph, y)[0]
+        unroll = min(self.options.reuse, m)
+        return (
+            f'#include "{header}"\n'
+            f"static void {fn}(const {tx} x[{n}], {ty} y[{total}]) {{\n"
+            f"    for (int m = 0; m < {m}; ++m) {{\n"
+            f"        AXC_PRAGMA(HLS UNROLL factor={unroll})\n"
+            f"        ap_int<{a['acc_bits']}> acc = {name}_bias[m];  // wraps\n"
+            f"        for (int k = 0; k < {k}; ++k) {{\n"
+            f"            AXC_PRAGMA(HLS PIPELINE II=1)\n"
+            f"            long xc = (long)x[k] - {a['x_zero_point']};\n"
+            f"            long wc = {name}_weight[m * {k} + k];\n"
+            f"            acc += {self._product(node)};\n"
+            f"        }}\n"
+            f"        y[m] = {self._finish(node, name, mode, ty)};\n"
+            f"    }}\n}}\n"
+        )
+
+
+PRELUDE = """// Generated by axc. Integer semantics: docs/arithmetic.md.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#if defined(__GNUC__) && !defined(__SYNTHESIS__)
+// g++ -O2 reports ap_private's own inlined arithmetic as (maybe) uninitialized,
+// a false positive inside the vendor header: silenced there, and only there
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "ap_int.h"
+#pragma GCC diagnostic pop
+#else
+#include "ap_int.h"
+#endif
+
+#ifdef __SYNTHESIS__
+#define AXC_PRAGMA(x) _Pragma(#x)
+#else
+#define AXC_PRAGMA(x)
+#endif
+
+// saturate to [lo, hi]
+static inline long axc_clamp(long v, long lo, long hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// requantization: ((acc * M + 2^(S-1)) >> S) + zero_point, saturated (round half up)
+static inline long axc_requant(long acc, long mult, int shift, long zp, long lo, long hi) {
+    __int128 p = (__int128)acc * mult + ((__int128)1 << (shift - 1));
+    return axc_clamp((long)(p >> shift) + zp, lo, hi);
+}
+"""
+
+
+class HlsBackend(Backend):
+    name = "hls"
+    Options = HlsOptions
+    summary = "a Vitis-HLS C++ project (csim with g++ and ap_int headers: axc verify)"
+
+    def lower(self, graph: Graph, options: HlsOptions, outdir: Path) -> Artifacts:
+        if len(graph.inputs) != 1:
+            raise UserError("the HLS backend lowers models with one input")
+        order = graph.topological()
+        missing = sorted({n.op for n in order if n.op not in SUPPORTED and n.op != "AbftCheck"})
+        if missing:
+            raise UserError(
+                f"the HLS backend cannot lower {', '.join(missing)} yet "
+                f"(it lowers {', '.join(SUPPORTED)})"
+            )
+        writer = _Writer(graph, options)
+        functions, calls, buffers = [], [], []
+        source = graph.inputs[0]
+        output = graph.outputs[0]
+        n_in = math.prod(_shape(graph, source))
+        n_out = math.prod(_shape(graph, output))
+        writer.buffers[source] = "in"
+        for index, node in enumerate(order):
+            if node.op == "AbftCheck":
+                continue
+            functions.append(writer.layer(index, node))
+            x, y = node.inputs[0], node.outputs[0]
+            if y == output:
+                writer.buffers[y] = "out"
+            else:
+                size = math.prod(_shape(graph, y))
+                buffers.append(f"    static {_ctype(graph, y)} {writer.buffer(y)}[{size}];")
+            calls.append(
+                f"    layer{index}_{node.op.lower()}({writer.buffer(x)}, {writer.buffer(y)});"
+            )
+        fw = outdir / "firmware"
+        (fw / "weights").mkdir(parents=True)
+        files = []
+        mul_includes = ""
+        for ident, code in sorted(writer.multipliers.items()):
+            path = fw / f"{ident}.h"
+            path.write_text(f"#pragma once\n{code}\n")
+            files.append(path)
+            mul_includes += f'#include "{ident}.h"\n'
+        for rel, text in writer.headers.items():
+            path = fw / rel
+            path.write_text("#pragma once\n" + text)
+            files.append(path)
+        header = fw / "axc_model.h"
+        header.write_text(
+            PRELUDE
+            + f"\nconst int AXC_IN = {n_in};\nconst int AXC_OUT = {n_out};\n"
+            + "void axc_top(const float in[AXC_IN], float out[AXC_OUT]);\n"
+        )
+        body = (
+            '#include "axc_model.h"\n'
+            + mul_includes
+            + "\n".join(functions)
+            + "\n// the accelerator: AXI-Stream in and out, AXI-Lite control\n"
+            + "void axc_top(const float in[AXC_IN], float out[AXC_OUT]) {\n"
+            + "    AXC_PRAGMA(HLS INTERFACE axis port=in)\n"
+            + "    AXC_PRAGMA(HLS INTERFACE axis port=out)\n"
+            + "    AXC_PRAGMA(HLS INTERFACE s_axilite port=return)\n"
+            + "\n".join(buffers)
+            + "\n"
+            + "\n".join(calls)
+            + "\n}\n"
+        )
+        model = fw / "axc_model.cpp"
+        model.write_text(body)
+        tb = outdir / "tb" / "axc_tb.cpp"
+        tb.parent.mkdir()
+        tb.write_text(TESTBENCH)
+        tcl = outdir / "run_hls.tcl"
+        tcl.write_text(
+            "open_project -reset axc_prj\nset_top axc_top\n"
+            'add_files firmware/axc_model.cpp -cflags "-std=c++14"\n'
+            'add_files -tb tb/axc_tb.cpp -cflags "-std=c++14 -Ifirmware"\n'
+            f"open_solution -reset solution1\nset_part {{{options.part}}}\n"
+            f"create_clock -period {options.clock_ns}\n"
+            "csim_design -argv {inputs.bin outputs.bin}\ncsynth_design\n"
+            "cosim_design -argv {inputs.bin outputs.bin}\nexit\n"
+        )
+        files += [header, model, tb, tcl]
+        return Artifacts(
+            outdir,
+            files,
+            {"layers": len(functions), "multipliers": sorted(writer.multipliers)},
+        )
+
+
+TESTBENCH = """// Testbench: reads N inputs (float32, AXC_IN each) from argv[1], writes the
+// N outputs (float32, AXC_OUT each) to argv[2].
+#include <cstdio>
+#include <vector>
+#include "axc_model.h"
+
+int main(int argc, char** argv) {
+    if (argc != 3) {
+        std::fprintf(stderr, "usage: %s INPUTS.bin OUTPUTS.bin\\n", argv[0]);
+        return 2;
+    }
+    std::FILE* in = std::fopen(argv[1], "rb");
+    std::FILE* out = std::fopen(argv[2], "wb");
+    if (!in || !out) {
+        std::fprintf(stderr, "cannot open the input or output file\\n");
+        return 2;
+    }
+    std::vector<float> x(AXC_IN), y(AXC_OUT);
+    while (std::fread(x.data(), sizeof(float), AXC_IN, in) == (size_t)AXC_IN) {
+        axc_top(x.data(), y.data());
+        std::fwrite(y.data(), sizeof(float), AXC_OUT, out);
+    }
+    std::fclose(in);
+    std::fclose(out);
+    return 0;
+}
+"""
+
+
+def find_ap_headers() -> Path:
+    """The folder with ap_int.h (the hls4ml wheel ships Xilinx's open-source headers)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("hls4ml")
+    if spec is not None and spec.submodule_search_locations:
+        for root in spec.submodule_search_locations:
+            candidate = Path(root) / "templates" / "vivado" / "ap_types"
+            if (candidate / "ap_int.h").is_file():
+                return candidate
+    raise UserError(
+        "csim needs the ap_int.h headers: pip install --no-deps hls4ml==1.3.0 "
+        "(its wheel ships them)"
+    )
+
+
+def csim(project: Path, x: np.ndarray, work: Path) -> np.ndarray:
+    """Build the project's testbench with g++ and run it on ``x``; the outputs."""
+    import shutil
+    import subprocess
+
+    gxx = shutil.which("g++")
+    if gxx is None:
+        raise UserError("csim needs g++: apt install g++ (or build-essential)")
+    headers = find_ap_headers()
+    exe = work / "axc_csim"
+    cmd = [
+        gxx,
+        "-std=c++17",
+        "-O2",
+        "-Wall",
+        "-Werror",
+        f"-I{project / 'firmware'}",
+        "-isystem",
+        str(headers),
+        str(project / "firmware" / "axc_model.cpp"),
+        str(project / "tb" / "axc_tb.cpp"),
+        "-o",
+        str(exe),
+    ]
+    built = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if built.returncode:
+        raise RuntimeError(f"the generated project does not compile:\n{built.stderr[-4000:]}")
+    inputs, outputs = work / "inputs.bin", work / "outputs.bin"
+    np.ascontiguousarray(x, np.float32).tofile(inputs)
+    ran = subprocess.run(
+        [str(exe), str(inputs), str(outputs)], capture_output=True, text=True, check=False
+    )
+    if ran.returncode:
+        raise RuntimeError(f"csim failed: {ran.stderr[-2000:]}")
+    return np.fromfile(outputs, np.float32).reshape(len(x), -1)
