@@ -43,6 +43,7 @@ __all__ = [
     "multiplier_report",
     "parse_directives",
     "simulate",
+    "verify",
 ]
 
 MANIFEST = ".axc-manifest.json"
@@ -216,14 +217,13 @@ def compile(
 
     Nothing is written unless every step succeeds; then files appear at once.
     Files in ``outdir`` that axc did not write are never overwritten."""
-    from axc.backend import get_backend, make_options
+    from axc.backend import available_backends, get_backend, make_options
 
     out = Path(outdir)
     _claim_outdir(out, force)  # fail early, before any work
     lowering = get_backend(backend) if backend is not None else None
     if options and lowering is None:
         raise UserError("--option needs --backend")
-    backend_options = make_options(lowering, list(options)) if lowering is not None else None
     graph = load(model)
     before = graph_summary(graph)
     records = apply(
@@ -234,6 +234,19 @@ def compile(
         dump=dump,
         model_path=str(model),
     )
+    notes = []
+    implicit = False
+    if lowering is None:
+        # no --backend: the directives' target, else HLS for an integer design
+        target = (graph.metadata.get("target") or {}).get("backend")
+        installed = available_backends()
+        integer = any(n.op in ("QConv", "QGemm") for n in graph.nodes.values())
+        choice = target or ("hls" if integer else None)
+        if choice is not None and choice in installed:
+            lowering, implicit = installed[choice], True
+        elif target is not None:
+            notes.append(f"the target's backend {target!r} is not installed: wrote the IR only")
+    backend_options = make_options(lowering, list(options)) if lowering is not None else None
     stem = Path(model).stem
     after = graph_summary(graph)
     summary = {
@@ -247,6 +260,7 @@ def compile(
             for n in graph.topological()
             if n.annotations.get("multiplier")
         },
+        "notes": notes,
         "passes": [
             {
                 "directive": r.directive,
@@ -267,10 +281,18 @@ def compile(
     try:
         write_ir(graph, staging / f"{stem}.axc.json")
         _save_onnx(graph, staging / f"{stem}.onnx")
+        artifacts = None
         if lowering is not None and backend_options is not None:
             folder = staging / lowering.name
             folder.mkdir()
-            artifacts = lowering().lower(graph, backend_options, folder)
+            try:
+                artifacts = lowering().lower(graph, backend_options, folder)
+            except UserError as exc:
+                if not implicit:
+                    raise
+                shutil.rmtree(folder, ignore_errors=True)  # the default backend: a note
+                notes.append(f"{lowering.name} (the default backend) skipped: {exc}")
+        if lowering is not None and backend_options is not None and artifacts is not None:
             summary["backend"] = {
                 "name": lowering.name,
                 "options": dataclasses.asdict(backend_options),
@@ -318,6 +340,11 @@ def format_summary(summary: dict[str, Any]) -> str:
             "            (the ONNX export computes these layers' products exactly: "
             "ONNX has no approximate multiplier)"
         )
+    if summary.get("backend"):
+        b = summary["backend"]
+        lines.append(f"backend     {b['name']}: {len(b['files'])} files in {b['name']}/")
+    for note in summary.get("notes", []):
+        lines.append(f"note        {note}")
     for p in summary["passes"]:
         n = len(p["targets"])
         what = f"{n} layer{'s' if n != 1 else ''}" if n else "graph"
@@ -593,3 +620,57 @@ def _campaign(
     if keep_faults or replay is not None:
         report["_per_fault"] = per_fault
     return report
+
+
+# ------------------------------------------------------------------ verify
+def verify(
+    model: str | os.PathLike[str],
+    directives: str | os.PathLike[str] | Program,
+    data: str | os.PathLike[str],
+    *,
+    backend: str = "hls",
+    options: Sequence[str] = (),
+    images: int | None = None,
+    keep: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Lower the compiled model with ``backend``, run the lowered design on the
+    data set (csim for ``hls``) and compare its outputs with the simulator's,
+    bit for bit. ``keep`` names a folder to leave the project in."""
+    from axc.backend import get_backend, make_options
+    from axc.sim.dataset import load_dataset
+
+    lowering = get_backend(backend)
+    run_design = getattr(lowering, "run", None)
+    if run_design is None:
+        raise UserError(
+            f"backend {backend!r} cannot run its designs, so there is nothing to verify"
+        )
+    graph = load(model)
+    apply(graph, directives, model_path=str(model))
+    dataset = load_dataset(data, graph, limit=images)
+    backend_options = make_options(lowering, list(options))
+    with tempfile.TemporaryDirectory(prefix="axc-verify-") as tmp:
+        folder = Path(keep) if keep is not None else Path(tmp) / backend
+        try:
+            folder.mkdir(parents=True, exist_ok=keep is not None)
+        except OSError as exc:
+            raise UserError(f"cannot create {folder}: {exc}") from None
+        if keep is not None and any(folder.iterdir()):
+            raise UserError(f"{folder} is not empty; give an empty or new folder to --keep")
+        lowering().lower(graph, backend_options, folder)
+        got = np.asarray(run_design(folder, dataset.x, Path(tmp)))
+    want = np.asarray(_run(graph, dataset.x)[graph.outputs[0]])
+    want = want.reshape(len(dataset.x), -1)
+    bits = np.dtype(f"u{want.dtype.itemsize}")
+    same = got.astype(want.dtype).view(bits) == want.view(bits)
+    rows = same.all(axis=1)
+    return {
+        "backend": backend,
+        "model": str(model),
+        "images": len(dataset.x),
+        "bit_exact": bool(rows.all()),
+        "mismatched_images": int((~rows).sum()),
+        "mismatched_values": int((~same).sum()),
+        "max_abs_diff": float(np.abs(got.astype(np.float64) - want).max()) if got.size else 0.0,
+        "project": str(folder) if keep is not None else None,
+    }

@@ -56,6 +56,12 @@ d.ax declares the fault groups, e.g.
   axc ops
   axc ops --json
 """,
+    "verify": """examples:
+  axc verify model.onnx -d q.ax --data test.npz               # HLS csim against the simulator
+  axc verify model.onnx -d q.ax --data test.npz --keep prj/   # and keep the project
+
+Exit status 3 when the design's outputs differ from the simulator's.
+""",
     "multipliers": """examples:
   axc multipliers list
   axc multipliers list --cost --json       # with LUT counts from yosys
@@ -183,6 +189,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="write no plots to --out")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
+
+    p = command("verify", "lower with a backend, run the design, compare with the simulator")
+    p.add_argument("model", help="ONNX model")
+    p.add_argument("--directives", "-d", required=True, metavar="FILE", help="directive file (.ax)")
+    p.add_argument("--data", required=True, metavar="NPZ", help="the inputs to compare on")
+    p.add_argument("--backend", default="hls", metavar="NAME", help="backend (default hls)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--images", type=int, metavar="N", help="the first N inputs only")
+    p.add_argument("--keep", metavar="DIR", help="leave the generated project in DIR")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = command("backends", "list the installed backends and their options")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -455,6 +471,32 @@ def _print_comparison(args: argparse.Namespace, report: dict[str, Any]) -> None:
     )
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    result = api.verify(
+        args.model,
+        args.directives,
+        args.data,
+        backend=args.backend,
+        options=args.option,
+        images=args.images,
+        keep=args.keep,
+    )
+    if args.json:
+        _print_json(result)
+    elif result["bit_exact"]:
+        print(
+            f"{args.backend}: {result['images']} inputs, outputs equal to the simulator's "
+            "bit for bit"
+        )
+    else:
+        print(
+            f"{args.backend}: {result['mismatched_images']} of {result['images']} inputs differ "
+            f"from the simulator ({result['mismatched_values']} values, largest difference "
+            f"{result['max_abs_diff']:g})"
+        )
+    return 0 if result["bit_exact"] else 3
+
+
 def _cmd_backends(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -550,6 +592,7 @@ COMMANDS = {
     "simulate": _cmd_simulate,
     "inject": _cmd_inject,
     "backends": _cmd_backends,
+    "verify": _cmd_verify,
     "ops": _cmd_ops,
 }
 

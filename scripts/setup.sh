@@ -13,3 +13,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+if [[ ",$extras," == *",dev,"* ]]; then
+    # the open-source ap_int headers that HLS csim compiles against ship in the
+    # hls4ml wheel; its dependencies are not needed for that
+    .venv/bin/python -m pip install -q --no-deps "hls4ml==1.3.0"
+fi
