@@ -70,6 +70,17 @@ def _ctype(graph: Graph, tensor: str) -> str:
     return f"ap_{'int' if dtype.signed else 'uint'}<{dtype.bits}>"
 
 
+def _minus(value: int) -> str:
+    """``- value`` as a reader writes it: ``- 5``, ``+ 128``."""
+    return f"- {value}" if value >= 0 else f"+ {-value}"
+
+
+def _partition(rom: str, factor: int) -> str:
+    if factor <= 1:
+        return ""
+    return f"    AXC_PRAGMA(HLS ARRAY_PARTITION variable={rom} cyclic factor={factor})\n"
+
+
 def _rom_type(bits: int) -> str:
     """The narrowest C integer type for a ROM of signed ``bits``-bit words (ap_int
     arrays with initializers trip g++'s -Wuninitialized inside ap_private)."""
@@ -119,9 +130,8 @@ class _Writer:
             f"static void {fn}(const float x[{n}], {ty} y[{n}]) {{\n"
             f"    for (int i = 0; i < {n}; ++i) {{\n"
             f"        AXC_PRAGMA(HLS PIPELINE II=1)\n"
-            f"        float v = x[i] / {float(s)!r}f;  // float32, as ONNX QuantizeLinear\n"
-            f"        long q = std::lrint(v) + {int(a['zero_point'][0])};  // half to even\n"
-            f"        y[i] = axc_clamp(q, {a['qmin']}, {a['qmax']});\n"
+            f"        y[i] = axc_quantize(x[i], {float(s)!r}f, {int(a['zero_point'][0])}, "
+            f"{a['qmin']}, {a['qmax']});\n"
             f"    }}\n}}\n"
         )
 
@@ -134,8 +144,8 @@ class _Writer:
             f"static void {fn}(const {tx} x[{n}], float y[{n}]) {{\n"
             f"    for (int i = 0; i < {n}; ++i) {{\n"
             f"        AXC_PRAGMA(HLS PIPELINE II=1)\n"
-            f"        y[i] = (float)((long)x[i] - {int(a['zero_point'][0])}) * "
-            f"{float(np.float32(a['scale'][0]))!r}f;\n"
+            f"        y[i] = axc_dequantize((long)x[i], {int(a['zero_point'][0])}, "
+            f"{float(np.float32(a['scale'][0]))!r}f);\n"
             f"    }}\n}}\n"
         )
 
@@ -248,7 +258,7 @@ class _Writer:
         req = node.attrs["requant"]
         if mode == "float32":
             return (
-                f"axc_clamp(std::lrint((float)(long)acc * {name}_scale[m]) + {req['zero_point']}, "
+                f"axc_requant_float((long)acc, {name}_scale[m], {req['zero_point']}, "
                 f"{req['qmin']}, {req['qmax']})"
             )
         return (
@@ -274,7 +284,8 @@ class _Writer:
         return (
             f'#include "{header}"\n'
             f"static void {fn}(const {tx} x[{n}], {ty} y[{total}]) {{\n"
-            f"    for (int i = 0; i < {oh}; ++i)\n"
+            + _partition(f"{name}_weight", unroll)
+            + f"    for (int i = 0; i < {oh}; ++i)\n"
             f"        for (int j = 0; j < {ow}; ++j)\n"
             f"            for (int m = 0; m < {m}; ++m) {{\n"
             f"                AXC_PRAGMA(HLS UNROLL factor={unroll})\n"
@@ -289,7 +300,7 @@ class _Writer:
             f"                            bool in = r >= 0 && r < {h} && q >= 0 && q < {w};\n"
             f"                            long xv = in ? (long)x[((g * {cg} + c) * {h} + r) * "
             f"{w} + q] : {a['x_zero_point']};\n"
-            f"                            long xc = xv - {a['x_zero_point']};\n"
+            f"                            long xc = xv {_minus(a['x_zero_point'])};\n"
             f"                            long wc = {name}_weight[((m * {cg} + c) * {kh} + u) * "
             f"{kw} + v];\n"
             f"                            acc += {self._product(node)};\n"
@@ -311,12 +322,13 @@ class _Writer:
         return (
             f'#include "{header}"\n'
             f"static void {fn}(const {tx} x[{n}], {ty} y[{total}]) {{\n"
-            f"    for (int m = 0; m < {m}; ++m) {{\n"
+            + _partition(f"{name}_weight", unroll)
+            + f"    for (int m = 0; m < {m}; ++m) {{\n"
             f"        AXC_PRAGMA(HLS UNROLL factor={unroll})\n"
             f"        ap_int<{a['acc_bits']}> acc = {name}_bias[m];  // wraps\n"
             f"        for (int k = 0; k < {k}; ++k) {{\n"
             f"            AXC_PRAGMA(HLS PIPELINE II=1)\n"
-            f"            long xc = (long)x[k] - {a['x_zero_point']};\n"
+            f"            long xc = (long)x[k] {_minus(a['x_zero_point'])};\n"
             f"            long wc = {name}_weight[m * {k} + k];\n"
             f"            acc += {self._product(node)};\n"
             f"        }}\n"
@@ -370,14 +382,7 @@ static void axc_inject(int site, T* values, long size, int width, bool is_signed
 }
 #endif
 
-// saturate to [lo, hi]
-static inline long axc_clamp(long v, long lo, long hi) { return v < lo ? lo : (v > hi ? hi : v); }
-
-// requantization: ((acc * M + 2^(S-1)) >> S) + zero_point, saturated (round half up)
-static inline long axc_requant(long acc, long mult, int shift, long zp, long lo, long hi) {
-    __int128 p = (__int128)acc * mult + ((__int128)1 << (shift - 1));
-    return axc_clamp((long)(p >> shift) + zp, lo, hi);
-}
+#include "axc_arith.h"
 """
 
 
@@ -395,7 +400,12 @@ class HlsBackend(Backend):
         if len(graph.inputs) != 1:
             raise UserError("the HLS backend lowers models with one input")
         order = graph.topological()
-        missing = sorted({n.op for n in order if n.op not in SUPPORTED and n.op != "AbftCheck"})
+        missing = sorted({n.op for n in order if n.op not in SUPPORTED})
+        if {"AbftCheck", "Vote"} & set(missing):
+            raise UserError(
+                "the HLS backend lowers range restriction and bounded ReLU; checksum "
+                "(AbftCheck) and redundancy (Vote) protection it does not lower yet"
+            )
         if missing:
             raise UserError(
                 f"the HLS backend cannot lower {', '.join(missing)} yet "
@@ -410,8 +420,6 @@ class HlsBackend(Backend):
         n_out = math.prod(_shape(graph, output))
         writer.buffers[source] = "in"
         for index, node in enumerate(order):
-            if node.op == "AbftCheck":
-                continue
             functions.append(writer.layer(index, node))
             x, y = node.inputs[0], node.outputs[0]
             if y == output:
@@ -443,6 +451,11 @@ class HlsBackend(Backend):
             path = fw / rel
             path.write_text("#pragma once\n" + text)
             files.append(path)
+        from importlib.resources import files as resources
+
+        arith = fw / "axc_arith.h"
+        arith.write_text((resources("axc.runtime") / "hls" / "axc_arith.h").read_text())
+        files.append(arith)
         header = fw / "axc_model.h"
         header.write_text(
             PRELUDE
