@@ -117,4 +117,4 @@ def available_passes() -> dict[str, type[Pass]]:
 
 def _builtin() -> None:
     # importing the modules registers them
-    from axc.passes import approximate, cut, inject, protect, quantize, target  # noqa: F401
+    from axc.passes import approximate, cut, inject, protect, quantize, reuse, target  # noqa: F401

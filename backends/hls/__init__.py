@@ -39,14 +39,15 @@ class HlsOptions:
     clock_ns: float = 5.0
     #: the part for the Tcl script
     part: str = "xc7z020clg400-1"
-    #: output channels computed in parallel per layer (the unroll factor of the channel loop)
-    reuse: int = 1
+    #: the reuse factor of layers without a ``reuse`` directive, as hls4ml's: each
+    #: multiplier serves that many output channels (0: one multiplier per layer)
+    reuse: int = 0
 
     def __post_init__(self) -> None:
         if not self.clock_ns > 0:
             raise ValueError(f"clock_ns must be positive, got {self.clock_ns}")
-        if self.reuse < 1:
-            raise ValueError(f"reuse must be at least 1, got {self.reuse}")
+        if self.reuse < 0:
+            raise ValueError(f"reuse must be 0 (serial) or a factor >= 1, got {self.reuse}")
 
 
 def comment(text: str) -> str:
@@ -266,6 +267,12 @@ class _Writer:
             f"{req['qmin']}, {req['qmax']})"
         )
 
+    def _unroll(self, node: Node, outputs: int) -> int:
+        """Output channels in parallel: ceil(M / reuse factor) (the layer's
+        ``reuse`` annotation, else the option; 0 means one at a time)."""
+        factor = int(node.annotations.get("reuse", self.options.reuse))
+        return 1 if factor == 0 else -(-outputs // factor)
+
     def _qconv(self, node: Node, fn: str, index: int) -> str:
         a = node.attrs
         if len(a["kernel_shape"]) != 2:
@@ -280,7 +287,7 @@ class _Writer:
         (dh, dw), pads = a["dilations"], a["pads"]
         groups = a["group"]
         cg, mg = c // groups, m // groups
-        unroll = min(self.options.reuse, m)
+        unroll = self._unroll(node, m)
         return (
             f'#include "{header}"\n'
             f"static void {fn}(const {tx} x[{n}], {ty} y[{total}]) {{\n"
@@ -318,7 +325,7 @@ class _Writer:
         name, header, mode = self._weights(node, index)
         k = _shape(self.graph, x)[0]
         m = _shape(self.graph, y)[0]
-        unroll = min(self.options.reuse, m)
+        unroll = self._unroll(node, m)
         return (
             f'#include "{header}"\n'
             f"static void {fn}(const {tx} x[{n}], {ty} y[{total}]) {{\n"

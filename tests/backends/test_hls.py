@@ -55,6 +55,8 @@ def test_csim_equals_the_simulator_on_the_whole_test_split(tmp_path, data, direc
     x, _ = data
     graph = compiled(directives)
     artifacts = lowered(graph, tmp_path / "prj", reuse=2)
+    source = (tmp_path / "prj" / "firmware" / "axc_model.cpp").read_text()
+    assert "UNROLL factor=4" in source  # 8 channels, reuse 2: 4 multipliers
     names = {p.name for p in artifacts.files}
     assert {"axc_model.cpp", "axc_model.h", "axc_tb.cpp", "run_hls.tcl"} <= names
     got = hls.csim(tmp_path / "prj", x, tmp_path)
@@ -178,6 +180,16 @@ def test_missing_gxx_or_headers_name_what_to_install(tmp_path, data, monkeypatch
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(UserError, match="pip install --no-deps hls4ml"):
         hls.csim(tmp_path / "prj", data[0][:2], tmp_path)
+
+
+def test_the_reuse_directive_sets_a_layers_parallelism(tmp_path) -> None:
+    graph = compiled('quantize *\nreuse * factor=4\nreuse "/3/Conv" factor=1\n')
+    lowered(graph, tmp_path / "prj")
+    source = (tmp_path / "prj" / "firmware" / "axc_model.cpp").read_text()
+    conv1 = source.split("layer1_qconv(")[1].split("layer2_")[0]
+    conv2 = source.split("layer3_qconv(")[1].split("layer4_")[0]
+    assert "UNROLL factor=2" in conv1  # 8 outputs, each multiplier used 4 times
+    assert "UNROLL factor=16" in conv2 and "ARRAY_PARTITION" in conv2
 
 
 def test_a_layer_the_backend_cannot_lower_is_named(tmp_path) -> None:
