@@ -412,11 +412,12 @@ def _replicate(graph: Graph, name: str, copies: int) -> None:
                 node.op,
                 list(node.inputs),
                 [t],
-                dict(node.attrs),
+                # a copy computes the value only; a checksum stays with the original
+                {a: v for a, v in node.attrs.items() if a != "checksum"},
                 {
                     k2: v
                     for k2, v in node.annotations.items()
-                    if k2 in ("multiplier", "multiplier_bits", "quantize")
+                    if k2 in ("multiplier", "multiplier_bits", "quantize", "reuse")
                 },
             )
         )

@@ -30,7 +30,17 @@ from axc.ir import BATCH, Graph, Node
 
 __all__ = ["HlsBackend", "HlsOptions"]
 
-SUPPORTED = ("Quantize", "Dequantize", "QConv", "QGemm", "MaxPool", "Reshape", "RangeRestrict")
+SUPPORTED = (
+    "Quantize",
+    "Dequantize",
+    "QConv",
+    "QGemm",
+    "MaxPool",
+    "Reshape",
+    "RangeRestrict",
+    "AbftCheck",
+    "Vote",
+)
 
 
 @dataclass(frozen=True)
@@ -267,6 +277,91 @@ class _Writer:
             f"{req['qmin']}, {req['qmax']})"
         )
 
+    def _abftcheck(self, node: Node, fn: str, index: int) -> str:
+        a, g = node.attrs, self.graph
+        x, sums = node.inputs[0], node.inputs[1]
+        tx = _ctype(g, x)
+        n = math.prod(_shape(g, x))
+        ns = math.prod(_shape(g, sums))
+        ws = g.constants[node.inputs[2]].astype(np.int64)
+        bs = (
+            g.constants[node.inputs[3]].astype(np.int64)
+            if len(node.inputs) > 3 and node.inputs[3]
+            else np.zeros(max(1, int(a.get("group", 1))), np.int64)
+        )
+        name = f"w{index}"
+        self.headers[f"weights/layer{index}.h"] = (
+            f"// checksum constants of layer {index}: the column sums of the weights, per group\n"
+            + _array(f"{name}_wsum", "int64_t", ws)
+            + _array(f"{name}_bsum", "int64_t", bs)
+        )
+        zx, bits = int(a["x_zero_point"]), int(a["acc_bits"])
+        head = (
+            f'#include "weights/layer{index}.h"\n'
+            f"// protection: ABFT checksum; returns 1 when a group's accumulator sum is wrong\n"
+            f"static int {fn}(const {tx} x[{n}], const long s[{ns}]) {{\n"
+            f"    int flag = 0;\n"
+        )
+        if a["kind"] == "gemm":
+            k = ws.size
+            return head + (
+                f"    long e = {name}_bsum[0];\n"
+                f"    for (int k = 0; k < {k}; ++k)\n"
+                f"        e += ((long)x[k] {_minus(zx)}) * {name}_wsum[k];\n"
+                f"    flag |= axc_wrap(e, {bits}) != s[0];\n"
+                f"    return flag;\n}}\n"
+            )
+        c, h, w = _shape(g, x)
+        groups = int(a["group"])
+        _, _, oh, ow = (0, 0, *_shape(g, sums)[1:])
+        (kh, kw), (sh, sw) = a["kernel_shape"], a["strides"]
+        (dh, dw), pads = a["dilations"], a["pads"]
+        cg = c // groups
+        return head + (
+            f"    for (int g = 0; g < {groups}; ++g)\n"
+            f"        for (int i = 0; i < {oh}; ++i)\n"
+            f"            for (int j = 0; j < {ow}; ++j) {{\n"
+            f"                long e = {name}_bsum[g];\n"
+            f"                for (int c = 0; c < {cg}; ++c)\n"
+            f"                    for (int u = 0; u < {kh}; ++u)\n"
+            f"                        for (int v = 0; v < {kw}; ++v) {{\n"
+            f"                            int r = i * {sh} + u * {dh} - {pads[0]};\n"
+            f"                            int q = j * {sw} + v * {dw} - {pads[1]};\n"
+            f"                            if (r < 0 || r >= {h} || q < 0 || q >= {w}) continue;\n"
+            f"                            long xc = (long)x[((g * {cg} + c) * {h} + r) * {w} + q]"
+            f" {_minus(zx)};\n"
+            f"                            e += xc * {name}_wsum[((g * {cg} + c) * {kh} + u) * {kw}"
+            f" + v];\n"
+            f"                        }}\n"
+            f"                flag |= axc_wrap(e, {bits}) != s[(g * {oh} + i) * {ow} + j];\n"
+            f"            }}\n"
+            f"    return flag;\n}}\n"
+        )
+
+    def _vote(self, node: Node, fn: str, index: int) -> str:
+        replicas = [t for t in node.inputs if t]
+        t = _ctype(self.graph, replicas[0])
+        n = math.prod(_shape(self.graph, replicas[0]))
+        params = ", ".join(f"const {t} {v}[{n}]" for v in "abc"[: len(replicas)])
+        if len(replicas) == 2:
+            body = "        y[i] = a[i];\n        flag |= a[i] != b[i];\n"
+            what = "duplication with comparison; returns 1 when the copies differ"
+        else:
+            body = (
+                "        bool ab = a[i] == b[i], ac = a[i] == c[i], bc = b[i] == c[i];\n"
+                "        y[i] = (ab || ac) ? a[i] : (bc ? b[i] : a[i]);\n"
+                "        flag |= !(ab || ac || bc);\n"
+            )
+            what = "triplication with a majority voter; returns 1 when no two copies agree"
+        return (
+            f"// protection: {what}\n"
+            f"static int {fn}({params}, {t} y[{n}]) {{\n"
+            f"    int flag = 0;\n"
+            f"    for (int i = 0; i < {n}; ++i) {{\n"
+            f"        AXC_PRAGMA(HLS PIPELINE II=1)\n{body}"
+            f"    }}\n    return flag;\n}}\n"
+        )
+
     def _unroll(self, node: Node, outputs: int) -> int:
         """Output channels in parallel: ceil(M / reuse factor) (the layer's
         ``reuse`` annotation, else the option; 0 means one at a time)."""
@@ -288,10 +383,24 @@ class _Writer:
         groups = a["group"]
         cg, mg = c // groups, m // groups
         unroll = self._unroll(node, m)
+        checked = bool(a.get("checksum"))
+        sums_param = f", long s[{groups * oh * ow}]" if checked else ""
+        sums_init = (
+            f"    for (int k = 0; k < {groups * oh * ow}; ++k) s[k] = 0;  // checksum sums\n"
+            if checked
+            else ""
+        )
+        sums_add = (
+            f"                s[(g * {oh} + i) * {ow} + j] = axc_wrap(s[(g * {oh} + i) * {ow} + j]"
+            f" + (long)acc, {a['acc_bits']});\n"
+            if checked
+            else ""
+        )
         return (
             f'#include "{header}"\n'
-            f"static void {fn}(const {tx} x[{n}], {ty} y[{total}]) {{\n"
+            f"static void {fn}(const {tx} x[{n}], {ty} y[{total}]{sums_param}) {{\n"
             + _partition(f"{name}_weight", unroll)
+            + sums_init
             + f"    for (int i = 0; i < {oh}; ++i)\n"
             f"        for (int j = 0; j < {ow}; ++j)\n"
             f"            for (int m = 0; m < {m}; ++m) {{\n"
@@ -313,8 +422,7 @@ class _Writer:
             f"                            acc += {self._product(node)};\n"
             f"                        }}\n"
             f"                y[(m * {oh} + i) * {ow} + j] = "
-            f"{self._finish(node, name, mode, ty)};\n"
-            f"            }}\n}}\n"
+            f"{self._finish(node, name, mode, ty)};\n" + sums_add + "            }\n}\n"
         )
 
     def _qgemm(self, node: Node, fn: str, index: int) -> str:
@@ -326,9 +434,11 @@ class _Writer:
         k = _shape(self.graph, x)[0]
         m = _shape(self.graph, y)[0]
         unroll = self._unroll(node, m)
+        checked = bool(a.get("checksum"))
         return (
             f'#include "{header}"\n'
-            f"static void {fn}(const {tx} x[{n}], {ty} y[{total}]) {{\n"
+            f"static void {fn}(const {tx} x[{n}], {ty} y[{total}]"
+            + (", long s[1]) {\n    s[0] = 0;  // the checksum sum\n" if checked else ") {\n")
             + _partition(f"{name}_weight", unroll)
             + f"    for (int m = 0; m < {m}; ++m) {{\n"
             f"        AXC_PRAGMA(HLS UNROLL factor={unroll})\n"
@@ -340,7 +450,8 @@ class _Writer:
             f"            acc += {self._product(node)};\n"
             f"        }}\n"
             f"        y[m] = {self._finish(node, name, mode, ty)};\n"
-            f"    }}\n}}\n"
+            + (f"        s[0] = axc_wrap(s[0] + (long)acc, {a['acc_bits']});\n" if checked else "")
+            + "    }\n}\n"
         )
 
 
@@ -408,11 +519,6 @@ class HlsBackend(Backend):
             raise UserError("the HLS backend lowers models with one input")
         order = graph.topological()
         missing = sorted({n.op for n in order if n.op not in SUPPORTED})
-        if {"AbftCheck", "Vote"} & set(missing):
-            raise UserError(
-                "the HLS backend lowers range restriction and bounded ReLU; checksum "
-                "(AbftCheck) and redundancy (Vote) protection it does not lower yet"
-            )
         if missing:
             raise UserError(
                 f"the HLS backend cannot lower {', '.join(missing)} yet "
@@ -426,17 +532,28 @@ class HlsBackend(Backend):
         n_in = math.prod(_shape(graph, source))
         n_out = math.prod(_shape(graph, output))
         writer.buffers[source] = "in"
+        flags = set(graph.metadata.get("due_outputs", []))
         for index, node in enumerate(order):
             functions.append(writer.layer(index, node))
-            x, y = node.inputs[0], node.outputs[0]
-            if y == output:
-                writer.buffers[y] = "out"
-            else:
-                size = math.prod(_shape(graph, y))
-                buffers.append(f"    static {_ctype(graph, y)} {writer.buffer(y)}[{size}];")
-            calls.append(
-                f"    layer{index}_{node.op.lower()}({writer.buffer(x)}, {writer.buffer(y)});"
-            )
+            call = f"layer{index}_{node.op.lower()}"
+            if node.op == "AbftCheck":
+                args = f"{writer.buffer(node.inputs[0])}, {writer.buffer(node.inputs[1])}"
+                calls.append(f"    status |= {call}({args});")
+                continue
+            ins = [t for t in node.inputs if t and t not in graph.constants]
+            if node.op != "Vote":
+                ins = ins[:1]
+            outs = [t for t in node.outputs if t and t not in flags]
+            for t in outs:
+                if t == output:
+                    writer.buffers[t] = "out"
+                else:
+                    size = math.prod(_shape(graph, t))
+                    ctype = _ctype(graph, t) if t == outs[0] else "long"
+                    buffers.append(f"    static {ctype} {writer.buffer(t)}[{size}];")
+            args = ", ".join(writer.buffer(t) for t in [*ins, *outs])
+            calls.append(f"    {'status |= ' if node.op == 'Vote' else ''}{call}({args});")
+            y = outs[0]
             info = graph.tensors[y]
             if not info.dtype.is_float:
                 size = math.prod(_shape(graph, y))
@@ -467,21 +584,23 @@ class HlsBackend(Backend):
         header.write_text(
             PRELUDE
             + f"\nconst int AXC_IN = {n_in};\nconst int AXC_OUT = {n_out};\n"
-            + "void axc_top(const float in[AXC_IN], float out[AXC_OUT]);\n"
+            + "// returns 1 when a protection check flagged the inference (a detected fault)\n"
+            + "int axc_top(const float in[AXC_IN], float out[AXC_OUT]);\n"
         )
         body = (
             '#include "axc_model.h"\n'
             + mul_includes
             + "\n".join(functions)
             + "\n// the accelerator: AXI-Stream in and out, AXI-Lite control\n"
-            + "void axc_top(const float in[AXC_IN], float out[AXC_OUT]) {\n"
+            + "int axc_top(const float in[AXC_IN], float out[AXC_OUT]) {\n"
             + "    AXC_PRAGMA(HLS INTERFACE axis port=in)\n"
             + "    AXC_PRAGMA(HLS INTERFACE axis port=out)\n"
             + "    AXC_PRAGMA(HLS INTERFACE s_axilite port=return)\n"
             + "\n".join(buffers)
             + "\n"
+            + "\n    int status = 0;\n"
             + "\n".join(calls)
-            + "\n}\n"
+            + "\n    return status;\n}\n"
         )
         model = fw / "axc_model.cpp"
         model.write_text(body)
@@ -511,10 +630,12 @@ class HlsBackend(Backend):
 
 
 TESTBENCH = """// Testbench: reads N inputs (float32, AXC_IN each) from argv[1], writes the
-// N outputs (float32, AXC_OUT each) to argv[2]. Built with -DAXC_FAULTS, it
+// N outputs (float32, AXC_OUT each) to argv[2], and to argv[2].status one byte
+// per inference: 1 when a protection check flagged it. Built with -DAXC_FAULTS, it
 // reads one fault from argv[3] ("site index and_mask or_mask xor_mask", the
 // masks in hex) and injects it into every inference.
 #include <cstdio>
+#include <string>
 #include <vector>
 #include "axc_model.h"
 
@@ -547,13 +668,21 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "cannot open the input or output file\\n");
         return 2;
     }
+    std::string status_name = std::string(argv[2]) + ".status";
+    std::FILE* status = std::fopen(status_name.c_str(), "wb");
+    if (!status) {
+        std::fprintf(stderr, "cannot open %s\\n", status_name.c_str());
+        return 2;
+    }
     std::vector<float> x(AXC_IN), y(AXC_OUT);
     while (std::fread(x.data(), sizeof(float), AXC_IN, in) == (size_t)AXC_IN) {
-        axc_top(x.data(), y.data());
+        unsigned char flagged = axc_top(x.data(), y.data()) ? 1 : 0;
         std::fwrite(y.data(), sizeof(float), AXC_OUT, out);
+        std::fwrite(&flagged, 1, 1, status);
     }
     std::fclose(in);
     std::fclose(out);
+    std::fclose(status);
     return 0;
 }
 """
@@ -613,3 +742,8 @@ def csim(
     if ran.returncode:
         raise RuntimeError(f"csim failed: {ran.stderr[-2000:]}")
     return np.fromfile(outputs, np.float32).reshape(len(x), -1)
+
+
+def csim_status(work: Path) -> np.ndarray:
+    """The detection flags (one per inference) of the last :func:`csim` run in ``work``."""
+    return np.fromfile(work / "outputs.bin.status", np.uint8)

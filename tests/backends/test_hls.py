@@ -192,6 +192,28 @@ def test_the_reuse_directive_sets_a_layers_parallelism(tmp_path) -> None:
     assert "UNROLL factor=16" in conv2 and "ARRAY_PARTITION" in conv2
 
 
+def test_checksum_and_redundancy_lower_and_flag_in_csim(tmp_path, data) -> None:
+    x = data[0][:100]
+    graph = compiled(
+        "quantize *\nprotect op(Conv, Gemm) checksum()\n"
+        'protect "/7/Gemm" duplicate()\nprotect "/9/Gemm" triplicate()\n'
+    )
+    artifacts = lowered(graph, tmp_path / "prj")
+    got = hls.csim(tmp_path / "prj", x, tmp_path)
+    assert not hls.csim_status(tmp_path).any()  # no false alarm
+    np.testing.assert_array_equal(got, axc.simulate(graph, x)[graph.outputs[0]])
+    sites = artifacts.summary["fault_sites"]
+    gemm7 = graph.nodes["/7/Gemm"].outputs[0]
+    gemm9 = graph.nodes["/9/Gemm"].outputs[0]
+    # a sign flip in the duplicated layer's output: detected on every image
+    hls.csim(tmp_path / "prj", x, tmp_path, (sites[gemm7], 3, 0xFF, 0, 0x80))
+    assert hls.csim_status(tmp_path).all()
+    # the same in one copy of the triplicated layer: outvoted, nothing to see
+    voted = hls.csim(tmp_path / "prj", x, tmp_path, (sites[gemm9], 3, 0xFF, 0, 0x80))
+    assert not hls.csim_status(tmp_path).any()
+    np.testing.assert_array_equal(voted, got)
+
+
 def test_a_layer_the_backend_cannot_lower_is_named(tmp_path) -> None:
     graph = axc.load(MODEL)  # float: Conv, Gemm
     with pytest.raises(UserError, match="cannot lower Conv, Gemm"):
