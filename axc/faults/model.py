@@ -236,8 +236,9 @@ def sites_of(graph: Graph, layers: Sequence[str], kind: str) -> list[Site]:
             if node.op not in _INTEGER_LINEAR:
                 if node.op in _LINEAR:
                     raise UserError(
-                        f"{where} is a float {node.op}: {kind} faults hit integer accumulators; "
-                        "quantize the model first"
+                        f"{where} is a float {node.op}: "
+                        f"{'accumulator' if kind == 'accumulators' else 'partial-sum'} faults "
+                        "hit integer accumulators; quantize the model first"
                     )
                 continue
             t = node.outputs[0]
