@@ -321,3 +321,10 @@ def test_an_unreachable_scheduler(tmp_path, capsys, monkeypatch) -> None:
 def test_no_inject_statement(tmp_path, capsys) -> None:
     err = _error(capsys, "-d", _directives(tmp_path, ""), "--data", DATA)
     assert "inject" in err
+
+
+def test_accumulator_faults_in_a_float_model_are_refused(tmp_path, capsys) -> None:
+    path = tmp_path / "f.ax"
+    path.write_text("inject op(Conv) site=accumulators count=10\n")
+    err = _error(capsys, "-d", str(path), "--data", DATA)
+    assert "f.ax:1:1" in err and "accumulator faults" in err and "quantize the model first" in err
