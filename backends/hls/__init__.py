@@ -40,6 +40,9 @@ SUPPORTED = (
     "RangeRestrict",
     "AbftCheck",
     "Vote",
+    "QAdd",
+    "QAveragePool",
+    "QGlobalAveragePool",
 )
 
 
@@ -362,6 +365,110 @@ class _Writer:
             f"    }}\n    return flag;\n}}\n"
         )
 
+    def _qadd(self, node: Node, fn: str, index: int) -> str:
+        a, g = node.attrs, self.graph
+        left, right, y = node.inputs[0], node.inputs[1], node.outputs[0]
+        if a.get("mode") == "float32" or _shape(g, left) != _shape(g, right):
+            raise UserError(
+                f"layer {comment(node.name)!r}: the HLS backend adds same-shape tensors with a "
+                "fixed-point requantizer"
+            )
+        n = math.prod(_shape(g, y))
+        ta, tb, ty = _ctype(g, left), _ctype(g, right), _ctype(g, y)
+        return (
+            f"static void {fn}(const {ta} a[{n}], const {tb} b[{n}], {ty} y[{n}]) {{\n"
+            f"    for (int i = 0; i < {n}; ++i) {{\n"
+            f"        AXC_PRAGMA(HLS PIPELINE II=1)\n"
+            f"        y[i] = axc_add((long)a[i], (long)b[i], {a['a_zero_point']}, "
+            f"{a['b_zero_point']}, {a['a_multiplier']}, {a['b_multiplier']}, {a['shift']}, "
+            f"{a['zero_point']}, {a['qmin']}, {a['qmax']});\n"
+            f"    }}\n}}\n"
+        )
+
+    def _requant_parts(self, node: Node, value: str, channel: str) -> tuple[str, str]:
+        """(declarations, expression): the node's requantizer applied to ``value``,
+        per channel when it has several (indexed by ``channel``)."""
+        req = node.attrs["requant"]
+        if req.get("mode") == "float32":
+            scale = np.asarray(req["scale"], np.float32).reshape(-1)
+            pick = channel if scale.size > 1 else "0"
+            table = ", ".join(f"{float(v)!r}f" for v in scale)
+            return (
+                f"    static const float scale[{scale.size}] = {{{table}}};\n",
+                f"axc_requant_float({value}, scale[{pick}], {req['zero_point']}, "
+                f"{req['qmin']}, {req['qmax']})",
+            )
+        mult = np.asarray(req["multiplier"], np.int64).reshape(-1)
+        shift = np.asarray(req["shift"], np.int64).reshape(-1)
+        pick = channel if mult.size > 1 else "0"
+        return (
+            f"    static const long mult[{mult.size}] = {{{', '.join(map(str, mult))}}};\n"
+            f"    static const int shift[{shift.size}] = {{{', '.join(map(str, shift))}}};\n",
+            f"axc_requant({value}, mult[{pick}], shift[{pick}], {req['zero_point']}, "
+            f"{req['qmin']}, {req['qmax']})",
+        )
+
+    def _qaveragepool(self, node: Node, fn: str, index: int) -> str:
+        a, g = node.attrs, self.graph
+        if len(a["kernel_shape"]) != 2:
+            raise UserError(f"layer {comment(node.name)!r}: the HLS backend pools in 2-D")
+        tx, ty, x, y, n, m = self._io(node)
+        c, h, w = _shape(g, x)
+        _, oh, ow = _shape(g, y)
+        (kh, kw), (sh, sw) = a["kernel_shape"], a["strides"]
+        (dh, dw), pads = a.get("dilations", (1, 1)), a["pads"]
+        include = 1 if a.get("count_include_pad") else 0
+        tables, finish = self._requant_parts(node, "mean", "c")
+        # a window position counts when it is in the image, or in the explicit
+        # padding with count_include_pad; the ceil-mode extension never counts
+        return (
+            f"static void {fn}(const {tx} x[{n}], {ty} y[{m}]) {{\n"
+            + tables
+            + f"    for (int c = 0; c < {c}; ++c)\n"
+            f"        for (int i = 0; i < {oh}; ++i)\n"
+            f"            for (int j = 0; j < {ow}; ++j) {{\n"
+            f"                AXC_PRAGMA(HLS PIPELINE II=1)\n"
+            f"                long total = 0, count = 0;\n"
+            f"                for (int u = 0; u < {kh}; ++u)\n"
+            f"                    for (int v = 0; v < {kw}; ++v) {{\n"
+            f"                        int r = i * {sh} + u * {dh} - {pads[0]};\n"
+            f"                        int q = j * {sw} + v * {dw} - {pads[1]};\n"
+            f"                        bool inside = r >= 0 && r < {h} && q >= 0 && q < {w};\n"
+            f"                        bool padded = r >= -{pads[0]} && r < {h + pads[2]} && "
+            f"q >= -{pads[1]} && q < {w + pads[3]};\n"
+            f"                        if (inside) {{\n"
+            f"                            total += (long)x[(c * {h} + r) * {w} + q] "
+            f"{_minus(a['x_zero_point'])};\n"
+            f"                            count += 1;\n"
+            f"                        }} else if (padded) {{\n"
+            f"                            count += {include};\n"
+            f"                        }}\n"
+            f"                    }}\n"
+            f"                long mean = axc_divide_round_half_up(total, count);\n"
+            f"                y[(c * {oh} + i) * {ow} + j] = {finish};\n"
+            f"            }}\n}}\n"
+        )
+
+    def _qglobalaveragepool(self, node: Node, fn: str, index: int) -> str:
+        a, g = node.attrs, self.graph
+        tx, ty, x, _, n, m = self._io(node)
+        shape = _shape(g, x)
+        c, area = shape[0], math.prod(shape[1:])
+        tables, finish = self._requant_parts(node, "mean", "c")
+        return (
+            f"static void {fn}(const {tx} x[{n}], {ty} y[{m}]) {{\n"
+            + tables
+            + f"    for (int c = 0; c < {c}; ++c) {{\n"
+            f"        long total = 0;\n"
+            f"        for (int k = 0; k < {area}; ++k) {{\n"
+            f"            AXC_PRAGMA(HLS PIPELINE II=1)\n"
+            f"            total += (long)x[c * {area} + k] {_minus(a['x_zero_point'])};\n"
+            f"        }}\n"
+            f"        long mean = axc_divide_round_half_up(total, {area});\n"
+            f"        y[c] = {finish};\n"
+            f"    }}\n}}\n"
+        )
+
     def _unroll(self, node: Node, outputs: int) -> int:
         """Output channels in parallel: ceil(M / reuse factor) (the layer's
         ``reuse`` annotation, else the option; 0 means one at a time)."""
@@ -541,7 +648,7 @@ class HlsBackend(Backend):
                 calls.append(f"    status |= {call}({args});")
                 continue
             ins = [t for t in node.inputs if t and t not in graph.constants]
-            if node.op != "Vote":
+            if node.op not in ("Vote", "QAdd"):
                 ins = ins[:1]
             outs = [t for t in node.outputs if t and t not in flags]
             for t in outs:

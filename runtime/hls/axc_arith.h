@@ -35,3 +35,18 @@ static inline long axc_quantize(float x, float scale, long zp, long lo, long hi)
 
 // dequantization: (q - zp) * scale in float32                   (quant.dequantize)
 static inline float axc_dequantize(long q, long zp, float scale) { return (float)(q - zp) * scale; }
+
+// the integer add of two differently scaled tensors:
+// clamp((((a - za) * Ma + (b - zb) * Mb + 2^(S-1)) >> S) + zp)   (the QAdd kernel)
+static inline long axc_add(long a, long b, long za, long zb, long ma, long mb, int shift, long zp,
+                           long lo, long hi) {
+    __int128 acc = (__int128)(a - za) * ma + (__int128)(b - zb) * mb;
+    return axc_clamp((long)((acc + ((__int128)1 << (shift - 1))) >> shift) + zp, lo, hi);
+}
+
+// an average's division: round half toward +infinity, floor((2 t + c) / (2 c)), c > 0
+//                                                  (the integer pooling's division rule)
+static inline long axc_divide_round_half_up(long total, long count) {
+    long n = 2 * total + count, d = 2 * count;
+    return n >= 0 ? n / d : -((-n + d - 1) / d);
+}

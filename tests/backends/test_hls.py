@@ -214,6 +214,57 @@ def test_checksum_and_redundancy_lower_and_flag_in_csim(tmp_path, data) -> None:
     np.testing.assert_array_equal(voted, got)
 
 
+def test_a_residual_cnn_with_average_pooling(tmp_path) -> None:
+    """QAdd (a residual), QAveragePool with padding, QGlobalAveragePool."""
+    rng = np.random.default_rng(3)
+
+    def weight(name, shape):  # type: ignore[no-untyped-def]
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c2", "r1"], ["s"]),
+        helper.make_node("Relu", ["s"], ["r2"]),
+        helper.make_node(
+            "AveragePool", ["r2"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]
+        ),
+        helper.make_node("GlobalAveragePool", ["p"], ["gp"]),
+        helper.make_node("Flatten", ["gp"], ["f"]),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], transB=1),
+    ]
+    inits = [
+        weight("w1", (8, 3, 3, 3)),
+        weight("b1", (8,)),
+        weight("w2", (8, 8, 3, 3)),
+        weight("b2", (8,)),
+        weight("w3", (5, 8)),
+        weight("b3", (5,)),
+    ]
+    model = helper.make_model(
+        helper.make_graph(
+            nodes,
+            "residual",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 9, 9])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
+            inits,
+        ),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    path = tmp_path / "residual.onnx"
+    onnx.save(model, str(path))
+    x = rng.standard_normal((64, 3, 9, 9)).astype(np.float32)
+    np.savez(tmp_path / "calib.npz", x=x)
+    graph = axc.load(path)
+    axc.apply(graph, "quantize *\n", model_path=str(path))
+    assert {"QAdd", "QAveragePool", "QGlobalAveragePool"} <= {n.op for n in graph.nodes.values()}
+    lowered(graph, tmp_path / "prj")
+    got = hls.csim(tmp_path / "prj", x, tmp_path)
+    want = axc.simulate(graph, x)[graph.outputs[0]]
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
 def test_a_layer_the_backend_cannot_lower_is_named(tmp_path) -> None:
     graph = axc.load(MODEL)  # float: Conv, Gemm
     with pytest.raises(UserError, match="cannot lower Conv, Gemm"):
