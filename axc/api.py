@@ -471,23 +471,25 @@ def inject(
         raise UserError(f"--images must be at least 1, got {images}")
     if not memory_gib > 0:
         raise UserError(f"the memory limit must be positive, got {memory_gib} GiB")
-    options: dict[str, Any] = dict(
-        seed=seed,
-        images=images,
-        resume=resume,
-        force=force,
-        scheduler=scheduler,
-        threads=threads,
-        memory_gib=memory_gib,
-        confidence=confidence,
-        plots=plots,
-        progress=progress,
-    )
+    # what both campaigns of a comparison share: Campaign's own keyword arguments
+    settings: dict[str, Any] = {
+        "seed": seed,
+        "resume": resume,
+        "force": force,
+        "scheduler": scheduler,
+        "threads": threads,
+        "memory": int(memory_gib * (1 << 30)),
+        "confidence": confidence,
+        "progress": progress,
+    }
     if not compare_protection:
         graph, model_path = _model(model)
         if directives is not None:
             apply(graph, directives, model_path=model_path)
-        return _campaign(graph, data, out, faults, save_faults, **options)
+        report = _campaign(graph, data, out, images, plots, settings, faults, save_faults)
+        report.pop("_faults")
+        report.pop("_per_fault")
+        return report
     if directives is None:
         raise UserError("--compare-protection needs directives with `protect` statements")
     bare, model_path = _model(model)
@@ -498,25 +500,18 @@ def inject(
         raise UserError("--compare-protection: the directives protect nothing (no `protect`)")
     folder = Path(out) if out is not None else None
     before = _campaign(
-        bare,
-        data,
-        folder / "unprotected" if folder else None,
-        faults,
-        save_faults,
-        keep_faults=True,
-        **options,
+        bare, data, folder and folder / "unprotected", images, plots, settings, faults, save_faults
     )
-    listed, listed_sites = before.pop("_faults")
     after = _campaign(
         guarded,
         data,
-        folder / "protected" if folder else None,
-        None,
-        None,
-        replay=(listed, listed_sites),
-        **options,
+        folder and folder / "protected",
+        images,
+        plots,
+        settings,
+        replay=before.pop("_faults"),
     )
-    after.pop("_faults", None)
+    after.pop("_faults")
     from axc.faults.compare import compare
     from axc.passes.protect import protection_cost
 
@@ -542,22 +537,16 @@ def _campaign(
     graph: Graph,
     data: str | os.PathLike[str],
     out: str | os.PathLike[str] | None,
-    faults: str | os.PathLike[str] | None,
-    save_faults: str | os.PathLike[str] | None,
-    *,
-    seed: int,
     images: int | None,
-    resume: bool,
-    force: bool,
-    scheduler: str | None,
-    threads: int | None,
-    memory_gib: float,
-    confidence: float,
     plots: bool,
-    progress: bool,
-    keep_faults: bool = False,
+    settings: dict[str, Any],
+    faults: str | os.PathLike[str] | None = None,
+    save_faults: str | os.PathLike[str] | None = None,
     replay: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
+    """One campaign and its files. The report also holds, under ``_faults``
+    and ``_per_fault``, the fault list and per-fault counts (for a comparison);
+    callers remove them."""
     from axc.faults.campaign import Campaign
     from axc.faults.model import group_from_dict, read_faults, write_faults
     from axc.sim.dataset import load_dataset
@@ -572,21 +561,7 @@ def _campaign(
         fault_list, sites = replay
     folder = Path(out) if out is not None else None
     campaign = Campaign(
-        graph,
-        dataset.x,
-        dataset.y,
-        groups,
-        seed=seed,
-        faults=fault_list,
-        sites=sites,
-        out=folder,
-        resume=resume,
-        force=force,
-        scheduler=scheduler,
-        threads=threads,
-        memory=int(memory_gib * (1 << 30)),
-        confidence=confidence,
-        progress=progress,
+        graph, dataset.x, dataset.y, groups, faults=fault_list, sites=sites, out=folder, **settings
     )
     report = campaign.run()
     per_fault = report.pop("_per_fault")
@@ -615,10 +590,8 @@ def _campaign(
             raise UserError(f"cannot write {summary}: {exc.strerror}") from None
     if save_faults is not None:
         write_faults(save_faults, listed, listed_sites)
-    if keep_faults:
-        report["_faults"] = (listed, listed_sites)
-    if keep_faults or replay is not None:
-        report["_per_fault"] = per_fault
+    report["_faults"] = (listed, listed_sites)
+    report["_per_fault"] = per_fault
     return report
 
 

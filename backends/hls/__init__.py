@@ -134,66 +134,64 @@ class _Writer:
         nx, ny = math.prod(_shape(self.graph, x)), math.prod(_shape(self.graph, y))
         return _ctype(self.graph, x), _ctype(self.graph, y), x, y, nx, ny
 
-    def _quantize(self, node: Node, fn: str, index: int) -> str:
-        a = node.attrs
-        _, ty, _, _, n, _ = self._io(node)
-        if len(a["scale"]) != 1 or a.get("offset_first"):
-            raise UserError(f"layer {comment(node.name)!r}: the HLS backend quantizes per tensor")
-        s = np.float32(a["scale"][0])
+    def _elementwise(self, node: Node, fn: str, body: str, head: str = "") -> str:
+        """A layer that maps x[i] to y[i]: ``body`` (one statement) in a pipelined
+        loop, after the declarations ``head``."""
+        tx, ty, _, _, n, _ = self._io(node)
         return (
-            f"static void {fn}(const float x[{n}], {ty} y[{n}]) {{\n"
+            f"static void {fn}(const {tx} x[{n}], {ty} y[{n}]) {{\n"
+            f"{head}"
             f"    for (int i = 0; i < {n}; ++i) {{\n"
             f"        AXC_PRAGMA(HLS PIPELINE II=1)\n"
-            f"        y[i] = axc_quantize(x[i], {float(s)!r}f, {int(a['zero_point'][0])}, "
-            f"{a['qmin']}, {a['qmax']});\n"
+            f"        {body}\n"
             f"    }}\n}}\n"
+        )
+
+    def _quantize(self, node: Node, fn: str, index: int) -> str:
+        a = node.attrs
+        if len(a["scale"]) != 1 or a.get("offset_first"):
+            raise UserError(f"layer {comment(node.name)!r}: the HLS backend quantizes per tensor")
+        scale = float(np.float32(a["scale"][0]))
+        return self._elementwise(
+            node,
+            fn,
+            f"y[i] = axc_quantize(x[i], {scale!r}f, {int(a['zero_point'][0])}, "
+            f"{a['qmin']}, {a['qmax']});",
         )
 
     def _dequantize(self, node: Node, fn: str, index: int) -> str:
         a = node.attrs
-        tx, _, _, _, n, _ = self._io(node)
         if len(a["scale"]) != 1:
             raise UserError(f"layer {comment(node.name)!r}: the HLS backend dequantizes per tensor")
-        return (
-            f"static void {fn}(const {tx} x[{n}], float y[{n}]) {{\n"
-            f"    for (int i = 0; i < {n}; ++i) {{\n"
-            f"        AXC_PRAGMA(HLS PIPELINE II=1)\n"
-            f"        y[i] = axc_dequantize((long)x[i], {int(a['zero_point'][0])}, "
-            f"{float(np.float32(a['scale'][0]))!r}f);\n"
-            f"    }}\n}}\n"
+        scale = float(np.float32(a["scale"][0]))
+        return self._elementwise(
+            node,
+            fn,
+            f"y[i] = axc_dequantize((long)x[i], {int(a['zero_point'][0])}, {scale!r}f);",
         )
 
     def _reshape(self, node: Node, fn: str, index: int) -> str:
-        tx, ty, _, _, n, _ = self._io(node)
-        return (
-            f"static void {fn}(const {tx} x[{n}], {ty} y[{n}]) {{\n"
-            f"    for (int i = 0; i < {n}; ++i) y[i] = x[i];\n}}\n"
-        )
+        return self._elementwise(node, fn, "y[i] = x[i];  // the same values, a new shape")
 
     def _rangerestrict(self, node: Node, fn: str, index: int) -> str:
         a = node.attrs
-        tx, ty, x, _, n, _ = self._io(node)
-        shape = _shape(self.graph, x)
+        shape = _shape(self.graph, node.inputs[0])
         per = len(a["high"]) > 1
         inner = math.prod(shape[1:]) if per else 1
         lows = ", ".join(str(int(v)) for v in a["low"])
         highs = ", ".join(str(int(v)) for v in a["high"])
         pick = f"(i / {inner})" if per else "0"
         action = (
-            "y[i] = (v < lo || v > hi) ? 0 : v;"
-            if a.get("action") == "zero"
-            else "y[i] = v < lo ? lo : (v > hi ? hi : v);"
+            "(v < lo || v > hi) ? 0 : v;" if a.get("action") == "zero" else "axc_clamp(v, lo, hi);"
         )
-        return (
-            f"// protection: {a.get('mechanism', 'range')} ({a.get('action', 'clip')})\n"
-            f"static void {fn}(const {tx} x[{n}], {ty} y[{n}]) {{\n"
+        head = (
             f"    static const long low[] = {{{lows}}};\n"
             f"    static const long high[] = {{{highs}}};\n"
-            f"    for (int i = 0; i < {n}; ++i) {{\n"
-            f"        AXC_PRAGMA(HLS PIPELINE II=1)\n"
-            f"        long v = (long)x[i], lo = low[{pick}], hi = high[{pick}];\n"
-            f"        {action}\n"
-            f"    }}\n}}\n"
+        )
+        body = f"long v = (long)x[i], lo = low[{pick}], hi = high[{pick}];\n        y[i] = {action}"
+        return (
+            f"// protection: {a.get('mechanism', 'range')} ({a.get('action', 'clip')})\n"
+            + self._elementwise(node, fn, body, head)
         )
 
     def _maxpool(self, node: Node, fn: str, index: int) -> str:

@@ -269,3 +269,24 @@ def test_a_layer_the_backend_cannot_lower_is_named(tmp_path) -> None:
     graph = axc.load(MODEL)  # float: Conv, Gemm
     with pytest.raises(UserError, match="cannot lower Conv, Gemm"):
         lowered(graph, tmp_path / "prj")
+
+
+def test_verify_mistakes_are_user_errors(tmp_path, capsys) -> None:
+    data = str(DIGITS / "test.npz")
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "mine.txt").write_text("keep me")
+    q = str(DIGITS / "quantize.ax")
+    float_only = tmp_path / "f.ax"
+    float_only.write_text("cut *\n")
+    for args, message in (
+        (["-d", q, "--keep", str(busy)], "is not empty"),
+        (["-d", str(float_only)], "cannot lower Conv, Gemm"),
+        (["-d", q, "--backend", "hsl"], "unknown backend 'hsl'; did you mean 'hls'"),
+        (["-d", q, "--option", "reuse=-1"], "reuse must be 0"),
+    ):
+        code = main(["verify", str(MODEL), "--data", data, "--images", "5", *args])
+        err = capsys.readouterr().err
+        assert code == 1, err
+        assert message in err and "Traceback" not in err
+    assert (busy / "mine.txt").read_text() == "keep me"

@@ -328,3 +328,25 @@ def test_accumulator_faults_in_a_float_model_are_refused(tmp_path, capsys) -> No
     path.write_text("inject op(Conv) site=accumulators count=10\n")
     err = _error(capsys, "-d", str(path), "--data", DATA)
     assert "f.ax:1:1" in err and "accumulator faults" in err and "quantize the model first" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--resume"], "--resume needs --out DIR"),
+        (["--threads", "0"], "--threads must be at least 1"),
+        (["--images", "0"], "--images must be at least 1"),
+        (["--memory", "0"], "the memory limit must be positive"),
+        (["--confidence", "1"], "confidence must lie strictly between 0 and 1"),
+        (["--compare-protection"], "the directives protect nothing"),
+    ],
+)
+def test_campaign_options_out_of_range(tmp_path, capsys, extra, message) -> None:
+    d = _directives(tmp_path, "inject * site=activations count=10\n")
+    err = _error(capsys, "-d", d, "--data", DATA, *extra)
+    assert message in err
+
+
+def test_neither_directives_nor_a_fault_list(capsys) -> None:
+    err = _error(capsys, "--data", DATA)
+    assert "--directives" in err and "--faults" in err
