@@ -461,7 +461,7 @@ class _QConv(_Linear):
         k = cin * math.prod(kernel_shape)
         step = n if pointwise else max(1, _IM2COL_BYTES // max(1, pixels * k * 4))
         # Few output pixels: one GEMM over the whole batch, (K, N * P), beats N small ones.
-        across = pixels < 64
+        across = pixels <= 64
         total: np.ndarray | None = None
         for start in range(0, n, step):
             part = xf[start : start + step]

@@ -1,0 +1,530 @@
+"""The systolic-array backend: a parameterized Verilog accelerator for a graph's
+conv and GEMM layers, its test bench, and RTL verification against the simulator.
+
+Layout of what it writes (``outdir``)::
+
+    rtl/<top>.v            tile controller, skew, accumulation, output stage (generated)
+    rtl/<top>_array.v      R x C PEs and their multipliers (generated)
+    rtl/axc_mul_*.v        the multiplier's Verilog view (from the multiplier library)
+    rtl/axc_pe_*.v, axc_requant.v, axc_range.v   cells copied from runtime/rtl
+    tb/<top>_tb.v          runs a program of tiles from files (Icarus Verilog)
+    files.f                the design's file list
+    synth.ys               yosys synth_xilinx script
+    layers.json            each layer's products, tiles and cycles (axc.hw.systolic)
+
+Module names come from ``--option top=...`` (sanitized), never from layer
+names; layer names appear only in layers.json, as data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from axc.backend import Artifacts, Backend
+from axc.errors import UserError
+from axc.hw.systolic import ArrayShape, Tile, tiles
+from axc.ir import Graph
+
+from .layers import LayerProduct, layer_products, linear_layers, to_layout
+from .rtl import ArrayConfig, array_verilog, testbench_verilog, top_verilog
+
+__all__ = ["SystolicBackend", "SystolicOptions", "array_config", "run_product"]
+
+CELLS = ("axc_pe_ws.v", "axc_pe_os.v", "axc_requant.v", "axc_range.v")
+
+
+@dataclass(frozen=True)
+class SystolicOptions:
+    #: array rows and columns (default: the ``target systolic`` directive's, else 8)
+    rows: int | None = None
+    cols: int | None = None
+    #: ``ws`` (weight-stationary) or ``os`` (output-stationary); default as rows
+    dataflow: str | None = None
+    #: fault-injection ports in the PE registers (tied off, at no cost, when false)
+    fault_ports: bool = False
+    #: requantizer and range restriction at the array's output
+    output_stage: bool = True
+    #: the top module's name (made a legal, safe Verilog identifier)
+    top: str = "axc_systolic"
+
+    def __post_init__(self) -> None:
+        for name in ("rows", "cols"):
+            value = getattr(self, name)
+            if value is not None and not 1 <= value <= 256:
+                raise ValueError(f"{name} must lie in 1..256, got {value}")
+        if self.dataflow is not None and self.dataflow not in ("ws", "os"):
+            raise ValueError(f"dataflow must be ws or os, got {self.dataflow!r}")
+
+
+def identifier(text: str) -> str:
+    """``text`` as a Verilog identifier: letters, digits and _, not starting with a
+    digit, never a keyword-like bare name, at most 64 characters."""
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", text)[:64] or "axc"
+    if not safe[0].isalpha():
+        safe = f"m_{safe}"
+    return safe if safe.startswith("axc") else f"axc_{safe}"
+
+
+def _multiplier(graph: Graph, layers: list[Any], bits: int) -> Any:
+    from axc.arith.multipliers import exact_multiplier, resolve
+
+    specs = {
+        (str(n.annotations.get("multiplier")), int(n.annotations.get("multiplier_bits", 8)))
+        for n in layers
+        if n.annotations.get("multiplier")
+    }
+    chosen = {(s, b) for s, b in specs if not resolve(s, b).is_exact}
+    plain = [n.name for n in layers if not n.annotations.get("multiplier")]
+    if len(chosen) > 1 or (chosen and plain):
+        names = sorted(s for s, _ in chosen) + (["exact"] if plain else [])
+        raise UserError(
+            "one systolic array has one multiplier, but the layers use "
+            f"{', '.join(names)}; lower the layers of each multiplier as their own array "
+            "(select them with --layers)"
+        )
+    if chosen:
+        spec, mbits = next(iter(chosen))
+        return resolve(spec, mbits)
+    return exact_multiplier(bits)
+
+
+def array_config(graph: Graph, options: SystolicOptions, layers: list[Any] | None = None) -> tuple[ArrayConfig, Any]:
+    """The array's configuration for ``graph``'s conv and GEMM layers, and its multiplier."""
+    layers = linear_layers(graph) if layers is None else layers
+    if not layers:
+        raise UserError("the systolic backend lowers QConv and QGemm layers; the graph has none")
+    target = graph.metadata.get("target") or {}
+    if target.get("backend") != "systolic":
+        target = {}
+    rows = options.rows or int(target.get("rows", 8))
+    cols = options.cols or int(target.get("cols", 8))
+    dataflow = options.dataflow or str(target.get("dataflow", "ws"))
+    if dataflow not in ("ws", "os"):
+        raise UserError(f"the systolic backend builds ws and os arrays, not {dataflow!r}")
+    bits = 0
+    acc = 0
+    out_bits, out_signed = 0, True
+    for n in layers:
+        for t in (n.inputs[0], n.inputs[1]):
+            info = graph.tensors[t] if t in graph.tensors else None
+            dtype = info.dtype if info is not None else None
+            if dtype is None or dtype.is_float:
+                arr = graph.constants.get(t)
+                if arr is None:
+                    raise UserError(f"layer {n.name!r} is not quantized")
+                bits = max(bits, np.dtype(arr.dtype).itemsize * 8)
+            else:
+                bits = max(bits, dtype.bits)
+        acc = max(acc, int(n.attrs["acc_bits"]))
+        out = graph.tensors[n.outputs[0]].dtype
+        out_bits = max(out_bits, out.bits)
+        out_signed = out_signed and out.signed
+    if acc > 48:
+        raise UserError(f"accumulators of {acc} bits: the array builds at most 48")
+    mult = _multiplier(graph, layers, bits)
+    a_w, p_w = mult.ports
+    cfg = ArrayConfig(
+        top=identifier(options.top),
+        rows=rows,
+        cols=cols,
+        dataflow=dataflow,
+        a_w=a_w,
+        b_w=a_w,
+        p_w=p_w,
+        acc_w=max(acc, p_w + 1),
+        out_w=out_bits,
+        out_signed=out_signed,
+        multiplier=mult.identifier(),
+        faults=options.fault_ports,
+        output_stage=options.output_stage,
+    )
+    return cfg, mult
+
+
+def write_rtl(cfg: ArrayConfig, mult: Any, outdir: Path) -> list[Path]:
+    from importlib.resources import files as resources
+
+    rtl = outdir / "rtl"
+    rtl.mkdir(parents=True, exist_ok=True)
+    (outdir / "tb").mkdir(exist_ok=True)
+    cells = resources("axc.runtime") / "rtl"
+    written = []
+    for cell in CELLS:
+        if cell.startswith(f"axc_pe_{'os' if cfg.dataflow == 'ws' else 'ws'}"):
+            continue
+        if not cfg.output_stage and cell in ("axc_requant.v", "axc_range.v"):
+            continue
+        (rtl / cell).write_text((cells / cell).read_text())
+        written.append(rtl / cell)
+    for name, text in (
+        (f"{mult.identifier()}.v", mult.verilog()),
+        (f"{cfg.top}_array.v", array_verilog(cfg)),
+        (f"{cfg.top}.v", top_verilog(cfg)),
+    ):
+        (rtl / name).write_text(text)
+        written.append(rtl / name)
+    (outdir / "tb" / f"{cfg.top}_tb.v").write_text(testbench_verilog(cfg))
+    filelist = outdir / "files.f"
+    filelist.write_text("".join(f"rtl/{p.name}\n" for p in written))
+    synth = outdir / "synth.ys"
+    synth.write_text(
+        "".join(f"read_verilog rtl/{p.name}\n" for p in written)
+        + f"synth_xilinx -flatten -top {cfg.top}\nstat\n"
+    )
+    return [*written, outdir / "tb" / f"{cfg.top}_tb.v", filelist, synth]
+
+
+class SystolicBackend(Backend):
+    name = "systolic"
+    Options = SystolicOptions
+    summary = "a parameterized systolic array in Verilog (RTL simulation with Icarus: axc verify)"
+
+    def lower(self, graph: Graph, options: SystolicOptions, outdir: Path) -> Artifacts:
+        layers = linear_layers(graph)
+        cfg, mult = array_config(graph, options, layers)
+        files = write_rtl(cfg, mult, outdir)
+        shape = ArrayShape(cfg.rows, cfg.cols, cfg.dataflow)
+        plan = []
+        total = 0
+        for n in layers:
+            for n_rows, k, m, group in _layer_dims(graph, n):
+                ts = tiles(shape, n_rows, k, m)
+                cycles = sum(t.cycles for t in ts)
+                total += cycles
+                plan.append(
+                    {
+                        "layer": n.name,
+                        "group": group,
+                        "n_per_image": n_rows,
+                        "k": k,
+                        "m": m,
+                        "tiles": len(ts),
+                        "cycles_per_image": cycles,
+                    }
+                )
+        config = dataclasses.asdict(cfg)
+        (outdir / "layers.json").write_text(
+            json.dumps({"array": config, "layers": plan}, indent=1) + "\n"
+        )
+        files.append(outdir / "layers.json")
+        return Artifacts(
+            outdir,
+            files,
+            {
+                "top": cfg.top,
+                "array": f"{cfg.rows}x{cfg.cols} {cfg.dataflow}",
+                "multiplier": mult.name if not mult.params else mult.identifier(),
+                "layers": len(layers),
+                "cycles_per_image": total,
+            },
+        )
+
+
+def _layer_dims(graph: Graph, node: Any) -> list[tuple[int, int, int, int]]:
+    """(N per image, K, M, group) of each product of a layer."""
+    import math
+
+    w = graph.constants[node.inputs[1]]
+    m = w.shape[0]
+    if node.op == "QGemm":
+        return [(1, int(np.prod(w.shape[1:])), m, 0)]
+    out_shape = graph.tensors[node.outputs[0]].shape
+    pixels = math.prod(int(d) for d in out_shape[2:])
+    group = int(node.attrs["group"])
+    k = int(np.prod(w.shape[1:]))
+    return [(pixels, k, m // group, g) for g in range(group)]
+
+
+# ------------------------------------------------------------- RTL runs
+@dataclass
+class RtlResult:
+    acc: np.ndarray  # (N, M) int64 accumulators (bias included), fault-free
+    out: np.ndarray  # (N, M) int64 output codes
+    cycles: list[int]  # per tile
+    faulty: list[tuple[np.ndarray, np.ndarray]]  # (acc, out) per fault
+
+
+def _pack(lanes: np.ndarray, width: int) -> list[str]:
+    """Rows of lanes (two's complement, ``width`` bits each, lane 0 lowest) as hex."""
+    mask = (1 << width) - 1
+    digits = (lanes.shape[1] * width + 3) // 4
+    out = []
+    for row in lanes.tolist():
+        value = 0
+        for i, v in enumerate(row):
+            value |= (int(v) & mask) << (i * width)
+        out.append(f"{value:0{digits}x}")
+    return out
+
+
+def _unpack(text: str, lanes: int, width: int, signed: bool) -> list[int]:
+    value = int(text, 16)
+    mask = (1 << width) - 1
+    out = []
+    for i in range(lanes):
+        v = (value >> (i * width)) & mask
+        if signed and v >> (width - 1):
+            v -= 1 << width
+        out.append(v)
+    return out
+
+
+@dataclass(frozen=True)
+class RtlFault:
+    """A fault at the RTL's fault ports: register ``kind`` (0 weight, 1 input,
+    2 partial sum) of PE (row, col) is written with ((d & and) | or) ^ xor
+    during tile cycles first..last of tile ``tile`` (-1: every tile)."""
+
+    kind: int
+    row: int
+    col: int
+    and_mask: int
+    or_mask: int
+    xor_mask: int
+    first: int
+    last: int
+    tile: int = -1
+
+
+def _compile(project: Path, cfg: ArrayConfig, work: Path, sizes: dict[str, int]) -> Path:
+    from axc.arith.sweep import require_tool
+
+    iverilog = require_tool("iverilog", "simulate the systolic array")
+    sources = [str(project / line) for line in (project / "files.f").read_text().split()]
+    binary = work / "sim.vvp"
+    params = [f"-P{cfg.top}_tb.{k}={max(1, v)}" for k, v in sizes.items()]
+    proc = subprocess.run(
+        [iverilog, "-g2012", "-o", str(binary), "-s", f"{cfg.top}_tb", *params,
+         *sources, str(project / "tb" / f"{cfg.top}_tb.v")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise UserError(f"iverilog could not build the test bench:\n{proc.stderr[-2000:]}")
+    return binary
+
+
+def run_product(
+    project: Path,
+    cfg: ArrayConfig,
+    product: LayerProduct,
+    work: Path,
+    faults: list[RtlFault] = (),  # type: ignore[assignment]
+) -> RtlResult:
+    """Run one product through the RTL, tile by tile, with Icarus Verilog."""
+    from axc.arith.sweep import require_tool
+
+    vvp = require_tool("vvp", "simulate the systolic array")
+    shape = ArrayShape(cfg.rows, cfg.cols, cfg.dataflow)
+    n, k, m = product.shape
+    r, c = cfg.rows, cfg.cols
+    plan = tiles(shape, n, k, m)
+    work.mkdir(parents=True, exist_ok=True)
+    x_rows: list[str] = []
+    w_rows: list[str] = []
+    x_base: dict[int, int] = {}
+    w_base: dict[tuple[int, int], int] = {}
+    lines = []
+    m_tiles = (m + c - 1) // c
+
+    def lanes(block: np.ndarray, width: int, count: int) -> list[str]:
+        full = np.zeros((block.shape[0], count), np.int64)
+        full[:, : block.shape[1]] = block
+        return _pack(full, width)
+
+    for t in plan:
+        mt = t.m0 // c
+        if cfg.dataflow == "ws":
+            key_x = t.k0
+            if key_x not in x_base:
+                x_base[key_x] = len(x_rows)
+                x_rows += lanes(product.x[:, t.k0 : t.k0 + t.k], cfg.a_w, r)
+            key_w = (t.m0, t.k0)
+            if key_w not in w_base:
+                w_base[key_w] = len(w_rows)
+                w_rows += lanes(product.w[t.k0 : t.k0 + t.k, t.m0 : t.m0 + t.m], cfg.b_w, c)
+            xb, wb, yb = x_base[key_x], w_base[key_w], mt * n
+            length, rows = n, t.k
+        else:
+            key_x = t.n0
+            if key_x not in x_base:
+                x_base[key_x] = len(x_rows)
+                x_rows += lanes(product.x[t.n0 : t.n0 + t.n].T, cfg.a_w, r)
+            key_w = (t.m0, 0)
+            if key_w not in w_base:
+                w_base[key_w] = len(w_rows)
+                w_rows += lanes(product.w[:, t.m0 : t.m0 + t.m], cfg.b_w, c)
+            xb, wb, yb = x_base[key_x], w_base[key_w], mt * n + t.n0
+            length, rows = k, t.n
+        lines.append(f"{xb} {wb} {yb} {length} {rows} {int(t.first)} {int(t.last)} {mt}")
+    bias = np.zeros((m_tiles, c), np.int64)
+    mult = np.zeros((m_tiles, c), np.int64)
+    shift = np.ones((m_tiles, c), np.int64)
+    for mt in range(m_tiles):
+        sel = slice(mt * c, min(m, (mt + 1) * c))
+        width = sel.stop - sel.start
+        bias[mt, :width] = product.bias[sel]
+        mult[mt, :width] = product.mult[sel]
+        shift[mt, :width] = product.shift[sel]
+    (work / "x.hex").write_text("\n".join(x_rows) + "\n")
+    (work / "w.hex").write_text("\n".join(w_rows) + "\n")
+    (work / "bias.hex").write_text("\n".join(_pack(bias, cfg.acc_w)) + "\n")
+    (work / "mult.hex").write_text("\n".join(_pack(mult, 31)) + "\n")
+    (work / "shift.hex").write_text("\n".join(_pack(shift, 6)) + "\n")
+    mask32 = (1 << 32) - 1
+    out_mask = (1 << cfg.out_w) - 1
+    header = (
+        f"{len(plan)} {product.zero_point & mask32:x} {product.qmin & mask32:x} "
+        f"{product.qmax & mask32:x} {product.qmin & out_mask:x} {product.qmax & out_mask:x}\n0 0\n"
+    )
+    (work / "tiles.txt").write_text(header + "\n".join(lines) + "\n")
+    fault_file = work / "faults.txt"
+    if faults:
+        if not cfg.faults:
+            raise UserError("this array has no fault ports (build it with fault_ports=true)")
+        acc_mask = (1 << cfg.acc_w) - 1
+        fault_file.write_text(
+            f"{len(faults)}\n"
+            + "".join(
+                f"{f.tile} {f.kind} {f.row} {f.col} {f.and_mask & acc_mask:x} "
+                f"{f.or_mask & acc_mask:x} {f.xor_mask & acc_mask:x} {f.first:x} {f.last:x}\n"
+                for f in faults
+            )
+        )
+    elif fault_file.exists():
+        fault_file.unlink()
+    sizes = {"XN": len(x_rows), "WN": len(w_rows), "YN": m_tiles * n, "MT": m_tiles}
+    binary = _compile(project, cfg, work, sizes)
+    proc = subprocess.run(
+        [vvp, "-n", str(binary), f"+dir={work}"],
+        capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+    results = work / "results.txt"
+    if proc.returncode != 0 or not results.exists():
+        raise UserError(f"the RTL simulation failed:\n{(proc.stderr or proc.stdout)[-2000:]}")
+    cycles: list[int] = []
+    runs: list[tuple[np.ndarray, np.ndarray]] = []
+    current: list[str] = []
+
+    def finish(rows: list[str]) -> None:
+        acc = np.zeros((n, m), np.int64)
+        out = np.zeros((n, m), np.int64)
+        for index, row in enumerate(rows):
+            mt, i = divmod(index, n)
+            width = min(c, m - mt * c)
+            y_text, q_text = row.split()
+            acc[i, mt * c : mt * c + width] = _unpack(y_text, c, cfg.acc_w, True)[:width]
+            out[i, mt * c : mt * c + width] = _unpack(q_text, c, cfg.out_w, cfg.out_signed)[:width]
+        runs.append((acc, out))
+
+    started = False
+    for line in results.read_text().splitlines():
+        if line.startswith("cycles"):
+            cycles.append(int(line.split()[2]))
+        elif line.startswith("run"):
+            if started:
+                finish(current)
+            current, started = [], True
+        elif line.strip():
+            current.append(line)
+    if started:
+        finish(current)
+    if not runs:
+        raise UserError(f"the RTL simulation wrote no results:\n{proc.stdout[-2000:]}")
+    return RtlResult(runs[0][0], runs[0][1], cycles, runs[1:])
+
+
+def verify_layers(
+    graph: Graph,
+    options: SystolicOptions,
+    x: np.ndarray,
+    work: Path,
+    project: Path | None = None,
+) -> dict[str, Any]:
+    """Every conv and GEMM layer of ``graph`` through the RTL, tile by tile, for
+    the inputs ``x``, compared bit for bit with the simulator (accumulators
+    and output codes), with each tile's cycles against the closed form."""
+    from axc.sim import Executor
+    from axc.sim.int_kernels import accumulate
+
+    layers = linear_layers(graph)
+    cfg, mult = array_config(graph, options, layers)
+    if project is None:
+        project = work / "project"
+        project.mkdir(parents=True, exist_ok=True)
+        write_rtl(cfg, mult, project)
+    executor = Executor(graph)
+    values: dict[str, np.ndarray] = {}
+    wanted = {t for n in layers for t in (n.inputs[0], n.outputs[0])}
+    executor.run(
+        {graph.inputs[0]: x},
+        observe=lambda name, value: values.__setitem__(name, value) if name in wanted else None,
+    )
+    shape = ArrayShape(cfg.rows, cfg.cols, cfg.dataflow)
+    report = []
+    for index, node in enumerate(linear_layers(graph)):
+        step = executor.order.index(node)
+        plan = executor.plan(step)
+        args = [values[node.inputs[0]]] + [
+            graph.constants.get(t) if t else None for t in node.inputs[1:]
+        ]
+        acc_want = accumulate(plan, node.op, args, int(node.attrs["acc_bits"]))
+        out_want = np.asarray(values[node.outputs[0]], np.int64)
+        same_acc = same_out = True
+        cycles_ok = True
+        cycles = 0
+        for product in layer_products(graph, node, values[node.inputs[0]]):
+            got = run_product(project, cfg, product, work / f"layer{index}_g{product.group}")
+            m = product.w.shape[1]
+            sel = slice(product.group * m, (product.group + 1) * m)
+            if node.op == "QConv":
+                want_a = acc_want[:, sel].reshape(product.images, m, -1)
+                want_o = out_want[:, sel].reshape(product.images, m, -1)
+            else:
+                want_a = acc_want.reshape(-1, acc_want.shape[-1])[:, sel]
+                want_o = out_want.reshape(-1, out_want.shape[-1])[:, sel]
+            same_acc &= bool(np.array_equal(to_layout(product, got.acc), want_a))
+            same_out &= bool(np.array_equal(to_layout(product, got.out), want_o))
+            expected: list[Tile] = tiles(shape, *product.shape)
+            cycles_ok &= [t.cycles for t in expected] == got.cycles
+            cycles += sum(got.cycles)
+        report.append(
+            {
+                "layer": node.name,
+                "op": node.op,
+                "accumulators_equal": same_acc,
+                "outputs_equal": same_out,
+                "cycles": cycles,
+                "cycles_match_model": cycles_ok,
+            }
+        )
+    return {
+        "backend": "systolic",
+        "array": f"{cfg.rows}x{cfg.cols} {cfg.dataflow}",
+        "multiplier": mult.identifier(),
+        "images": int(x.shape[0]),
+        "layers": report,
+        "bit_exact": all(r["accumulators_equal"] and r["outputs_equal"] for r in report),
+        "cycles_match_model": all(r["cycles_match_model"] for r in report),
+    }
+
+
+def lint(project: Path, top: str) -> str:
+    """``verilator --lint-only -Wall`` over the design; returns its output (empty when clean)."""
+    from axc.arith.sweep import require_tool
+
+    verilator = require_tool("verilator", "lint the generated Verilog")
+    sources = [str(project / line) for line in (project / "files.f").read_text().split()]
+    proc = subprocess.run(
+        [verilator, "--lint-only", "-Wall", "--top-module", top, *sources],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    return (proc.stdout + proc.stderr).strip() if proc.returncode != 0 or proc.stderr else ""
+
