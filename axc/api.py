@@ -608,13 +608,16 @@ def verify(
 ) -> dict[str, Any]:
     """Lower the compiled model with ``backend``, run the lowered design on the
     data set (csim for ``hls``) and compare its outputs with the simulator's,
-    bit for bit. ``keep`` names a folder to leave the project in."""
+    bit for bit. A backend with ``verify_layers`` (``systolic``) compares every
+    layer it runs instead, with each tile's cycles against the closed-form
+    model. ``keep`` names a folder to leave the project in."""
     from axc.backend import get_backend, make_options
     from axc.sim.dataset import load_dataset
 
     lowering = get_backend(backend)
     run_design = getattr(lowering, "run", None)
-    if run_design is None:
+    check_layers = getattr(lowering, "verify_layers", None)
+    if run_design is None and check_layers is None:
         raise UserError(
             f"backend {backend!r} cannot run its designs, so there is nothing to verify"
         )
@@ -631,6 +634,15 @@ def verify(
         if keep is not None and any(folder.iterdir()):
             raise UserError(f"{folder} is not empty; give an empty or new folder to --keep")
         lowering().lower(graph, backend_options, folder)
+        if check_layers is not None:
+            # layer by layer (the systolic array runs conv and GEMM layers)
+            report = check_layers(graph, backend_options, dataset.x, Path(tmp), folder)
+            return {
+                **report,
+                "model": str(model),
+                "project": str(folder) if keep is not None else None,
+            }
+        assert run_design is not None
         got = np.asarray(run_design(folder, dataset.x, Path(tmp)))
     want = np.asarray(_run(graph, dataset.x)[graph.outputs[0]])
     want = want.reshape(len(dataset.x), -1)

@@ -59,6 +59,8 @@ d.ax declares the fault groups, e.g.
     "verify": """examples:
   axc verify model.onnx -d q.ax --data test.npz               # HLS csim against the simulator
   axc verify model.onnx -d q.ax --data test.npz --keep prj/   # and keep the project
+  axc verify model.onnx -d q.ax --data test.npz --backend systolic --option dataflow=os
+                                         # every conv/GEMM layer through RTL simulation
 
 Exit status 3 when the design's outputs differ from the simulator's.
 """,
@@ -483,6 +485,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     )
     if args.json:
         _print_json(result)
+    elif "layers" in result:
+        print(f"{args.backend} {result['array']} ({result['multiplier']}), {result['images']} inputs")
+        print(f"  {'layer':30} {'accumulators':>12} {'outputs':>8} {'cycles':>8}  model")
+        for row in result["layers"]:
+            print(
+                f"  {row['layer'][:30]:30} {'equal' if row['accumulators_equal'] else 'DIFFER':>12} "
+                f"{'equal' if row['outputs_equal'] else 'DIFFER':>8} {row['cycles']:8d}  "
+                f"{'equal' if row['cycles_match_model'] else 'DIFFERS'}"
+            )
+        ok = result["bit_exact"] and result["cycles_match_model"]
+        return 0 if ok else 3
     elif result["bit_exact"]:
         print(
             f"{args.backend}: {result['images']} inputs, outputs equal to the simulator's "
@@ -494,7 +507,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             f"from the simulator ({result['mismatched_values']} values, largest difference "
             f"{result['max_abs_diff']:g})"
         )
-    return 0 if result["bit_exact"] else 3
+    return 0 if result["bit_exact"] and result.get("cycles_match_model", True) else 3
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:

@@ -187,6 +187,12 @@ class SystolicBackend(Backend):
     Options = SystolicOptions
     summary = "a parameterized systolic array in Verilog (RTL simulation with Icarus: axc verify)"
 
+    @staticmethod
+    def verify_layers(
+        graph: Graph, options: SystolicOptions, x: np.ndarray, work: Path, project: Path
+    ) -> dict[str, Any]:
+        return verify_layers(graph, options, x, work, project)
+
     def lower(self, graph: Graph, options: SystolicOptions, outdir: Path) -> Artifacts:
         layers = linear_layers(graph)
         cfg, mult = array_config(graph, options, layers)

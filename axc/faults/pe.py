@@ -1,0 +1,250 @@
+"""PE-level fault sites: a fault in a register of one processing element of a
+systolic array, mapped to exactly the accumulators it corrupts.
+
+PyTorchFI and the simulator's tensor-level sites corrupt values; a fault in
+hardware corrupts a register, and which values that register touches follows
+from the array's shape, its dataflow and the layer's tiling
+(:mod:`axc.hw.systolic`, docs/hardware.md). Each PE has three registers:
+
+==========  ==========================================  ======================================
+register    weight-stationary (ws)                      output-stationary (os)
+==========  ==========================================  ======================================
+weight      the stationary weight (loaded by shifting    the weight passing down
+            down the column before each tile)
+input       the activation passing right                 the activation passing right
+psum        the partial sum passing down                 the stationary accumulator (drained
+                                                         down the column after each tile)
+==========  ==========================================  ======================================
+
+A fault rewrites the register's value ``d`` as ``((d & and) | or) ^ xor`` on
+the register's width, either on every write (``permanent``: stuck-at bits) or
+on the write at one cycle of one tile (transient: an upset, which persists in
+a register that holds its value). Cycles count from a tile's first busy
+cycle, as the RTL's counter does. The RTL has the same fault ports, and the
+tests hold the two equal fault by fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from axc.hw.systolic import ArrayShape, Tile, tiles
+
+__all__ = ["REGISTERS", "PeFault", "faulty_accumulators", "wide_product"]
+
+REGISTERS = ("weight", "input", "psum")
+
+
+@dataclass(frozen=True)
+class PeFault:
+    register: str  # weight | input | psum
+    row: int
+    col: int
+    and_mask: int = -1
+    or_mask: int = 0
+    xor_mask: int = 0
+    permanent: bool = False
+    tile: int = 0  # transient faults: the tile ...
+    cycle: int = 0  # ... and its cycle
+
+    def __post_init__(self) -> None:
+        if self.register not in REGISTERS:
+            raise ValueError(f"register must be one of {', '.join(REGISTERS)}")
+
+    @property
+    def kind(self) -> int:
+        """The RTL's f_kind code."""
+        return REGISTERS.index(self.register)
+
+    def apply(self, value: np.ndarray | int, width: int) -> np.ndarray:
+        """The faulty value of a ``width``-bit two's complement register."""
+        mask = (1 << width) - 1
+        v = np.asarray(value, np.int64) & mask
+        v = ((v & (self.and_mask & mask)) | (self.or_mask & mask)) ^ (self.xor_mask & mask)
+        return np.where(v >> (width - 1) != 0, v - (1 << width), v)
+
+
+def _wrap(v: np.ndarray, bits: int) -> np.ndarray:
+    half = np.int64(1) << np.int64(bits - 1)
+    return ((np.asarray(v, np.int64) + half) & ((half << np.int64(1)) - 1)) - half
+
+
+def wide_product(mult: object, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The product the multiplier's Verilog view computes for any operand
+    bits, including values a fault pushed outside its range: magnitudes are
+    taken in the (bits + 1)-bit port width and cut to ``bits`` bits (the view
+    reads ``|a|[bits-1:0]``), the sign-magnitude wrapper applies the signs,
+    and the product wraps to the port width."""
+    bits = int(mult.bits)  # type: ignore[attr-defined]
+    a_w, p_w = mult.ports  # type: ignore[attr-defined]
+    if not getattr(mult, "sign_magnitude", False):
+        raise ValueError("PE faults need a sign-magnitude multiplier (all built-in ones are)")
+    a = _wrap(a, a_w)
+    b = _wrap(b, a_w)
+    low = (1 << bits) - 1
+    ma, mb = np.abs(a) & low, np.abs(b) & low
+    table = mult.table  # type: ignore[attr-defined]
+    core = table[ma - mult.a_lo, mb - mult.b_lo]  # type: ignore[attr-defined]
+    return _wrap(np.where((a < 0) ^ (b < 0), -core, core), p_w)
+
+
+@dataclass
+class _Widths:
+    a: int
+    b: int
+    acc: int
+
+
+def _ws_tile(
+    x: np.ndarray,
+    w: np.ndarray,
+    t: Tile,
+    array: ArrayShape,
+    mult: object,
+    fault: PeFault | None,
+    widths: _Widths,
+) -> np.ndarray:
+    """(N, C) results of a weight-stationary tile (before accumulation across tiles)."""
+    r, c = array.rows, array.cols
+    n = x.shape[0]
+    xt = np.zeros((n, r), np.int64)
+    xt[:, : t.k] = x[:, t.k0 : t.k0 + t.k]
+    wt = np.zeros((r, c), np.int64)
+    wt[: t.k, : t.m] = w[t.k0 : t.k0 + t.k, t.m0 : t.m0 + t.m]
+    valid = (np.arange(r) < t.k)[None, :, None]
+    i0, j0 = (fault.row, fault.col) if fault is not None else (-1, -1)
+
+    def active(cyc: int | np.ndarray) -> np.ndarray | bool:
+        if fault is None:
+            return False
+        return fault.permanent or (fault.tile == t.index and np.asarray(cyc) == fault.cycle)
+
+    # weights: R preload cycles shift rows R-1 .. 0 down each column
+    weights = np.broadcast_to(wt, (n, r, c)).copy()
+    if fault is not None and fault.register == "weight":
+        column = np.zeros(r, np.int64)
+        for cyc in range(r):
+            column = np.concatenate([[wt[r - 1 - cyc, j0]], column[:-1]])
+            if active(cyc):
+                column[i0] = fault.apply(column[i0], widths.b)
+        weights[:, :, j0] = column[None, :]
+        if fault.permanent:
+            weights[:, i0, j0] = fault.apply(column[i0], widths.b)
+        elif fault.tile == t.index and fault.cycle >= r:
+            # an upset while the weight is held: PE (i0, j0) multiplies input row n at
+            # stream step n + i0 + j0, i.e. tile cycle r + n + i0 + j0
+            later = r + np.arange(n) + i0 + j0 > fault.cycle
+            weights[later, i0, j0] = fault.apply(column[i0], widths.b)
+    inputs = np.broadcast_to(xt[:, :, None], (n, r, c)).copy()
+    if fault is not None and fault.register == "input":
+        # x_q(i0, j0) feeds PEs (i0, j0 + 1 ..) one cycle later; row n passes it at
+        # tile cycle r + n + i0 + j0
+        hit = np.asarray(active(r + np.arange(n) + i0 + j0)) & np.ones(n, bool)
+        inputs[hit, i0, j0 + 1 :] = fault.apply(xt[hit, i0], widths.a)[:, None]
+    prods = np.where(valid, wide_product(mult, inputs, weights), 0)
+    total = _wrap(prods.sum(axis=1), widths.acc)
+    if fault is not None and fault.register == "psum":
+        hit = np.asarray(active(r + np.arange(n) + i0 + j0)) & np.ones(n, bool)
+        upper = _wrap(prods[hit, : i0 + 1, j0].sum(axis=1), widths.acc)
+        lower = prods[hit, i0 + 1 :, j0].sum(axis=1)
+        total[hit, j0] = _wrap(fault.apply(upper, widths.acc) + lower, widths.acc)
+    return total
+
+
+def _os_tile(
+    x: np.ndarray,
+    w: np.ndarray,
+    t: Tile,
+    array: ArrayShape,
+    mult: object,
+    fault: PeFault | None,
+    widths: _Widths,
+) -> np.ndarray:
+    """(R, C) results of an output-stationary tile."""
+    r, c = array.rows, array.cols
+    k = x.shape[1]
+    xt = np.zeros((r, k), np.int64)
+    xt[: t.n] = x[t.n0 : t.n0 + t.n]
+    wt = np.zeros((k, c), np.int64)
+    wt[:, : t.m] = w[:, t.m0 : t.m0 + t.m]
+    valid = (np.arange(r) < t.n)[:, None, None]
+    i0, j0 = (fault.row, fault.col) if fault is not None else (-1, -1)
+    steps = np.arange(k)
+
+    def active(cyc: int | np.ndarray) -> np.ndarray:
+        if fault is None:
+            return np.zeros(np.shape(cyc), bool)
+        if fault.permanent:
+            return np.ones(np.shape(cyc), bool)
+        return np.asarray(fault.tile == t.index) & (np.asarray(cyc) == fault.cycle)
+
+    inputs = np.broadcast_to(xt[:, :, None], (r, k, c)).copy()
+    weights = np.broadcast_to(wt[None], (r, k, c)).copy()
+    # product k of PE (i, j) happens at stream step k + i + j: tile cycle 1 + k + i + j
+    if fault is not None and fault.register == "input":
+        hit = active(1 + steps + i0 + j0)
+        inputs[i0, hit, j0 + 1 :] = fault.apply(xt[i0, hit], widths.a)[:, None]
+    if fault is not None and fault.register == "weight":
+        hit = active(1 + steps + i0 + j0)
+        weights[i0 + 1 :, hit, j0] = fault.apply(wt[hit, j0], widths.b)[None, :]
+    prods = np.where(valid, wide_product(mult, inputs, weights), 0)
+    total = _wrap(prods.sum(axis=1), widths.acc)
+    if fault is not None and fault.register == "psum":
+        stream = k + r + c - 2
+        own = prods[i0, :, j0]
+        if fault.permanent:
+            acc = fault.apply(0, widths.acc)
+            for s in range(stream):
+                kk = s - i0 - j0
+                add = own[kk] if 0 <= kk < k else 0
+                acc = fault.apply(_wrap(acc + add, widths.acc), widths.acc)
+            total[i0, j0] = acc
+            # the accumulators of the rows above drain through this register
+            total[:i0, j0] = fault.apply(total[:i0, j0], widths.acc)
+        elif fault.tile == t.index:
+            cyc = fault.cycle
+            if cyc == 0:  # the clear
+                total[i0, j0] = _wrap(fault.apply(0, widths.acc) + own.sum(), widths.acc)
+            elif cyc <= stream:
+                done = min(k, max(0, cyc - 1 - i0 - j0 + 1))
+                partial = _wrap(own[:done].sum(), widths.acc)
+                rest = own[done:].sum()
+                total[i0, j0] = _wrap(fault.apply(partial, widths.acc) + rest, widths.acc)
+            else:  # drain step d writes row i0 - 1 - d's accumulator here
+                d = cyc - 1 - stream
+                row = i0 - 1 - d
+                if 0 <= row:
+                    total[row, j0] = fault.apply(total[row, j0], widths.acc)
+    return total
+
+
+def faulty_accumulators(
+    x: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray,
+    array: ArrayShape,
+    mult: object,
+    acc_bits: int,
+    fault: PeFault | None,
+) -> np.ndarray:
+    """The accumulators ``bias + X W`` (N, M), wrapped to ``acc_bits``, of a product
+    run on ``array`` with ``fault`` in one PE register (None: fault-free).
+    ``x`` (N, K) and ``w`` (K, M) are the centred operands."""
+    if fault is not None and not (0 <= fault.row < array.rows and 0 <= fault.col < array.cols):
+        raise ValueError(f"PE ({fault.row}, {fault.col}) is outside the {array.rows}x{array.cols} array")
+    a_w, _ = mult.ports  # type: ignore[attr-defined]
+    widths = _Widths(a_w, a_w, acc_bits)
+    n, k = x.shape
+    m = w.shape[1]
+    acc = np.broadcast_to(np.asarray(bias, np.int64), (n, m)).copy()
+    for t in tiles(array, n, k, m):
+        if array.dataflow == "ws":
+            part = _ws_tile(x, w, t, array, mult, fault, widths)
+            acc[:, t.m0 : t.m0 + t.m] += part[:, : t.m]
+        else:
+            part = _os_tile(x, w, t, array, mult, fault, widths)
+            acc[t.n0 : t.n0 + t.n, t.m0 : t.m0 + t.m] += part[: t.n, : t.m]
+        acc = _wrap(acc, acc_bits)
+    return acc
