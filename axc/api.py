@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ __all__ = [
     "multiplier_report",
     "parse_directives",
     "simulate",
+    "synth",
     "verify",
 ]
 
@@ -659,3 +661,65 @@ def verify(
         "max_abs_diff": float(np.abs(got.astype(np.float64) - want).max()) if got.size else 0.0,
         "project": str(folder) if keep is not None else None,
     }
+
+
+def synth(
+    model: str | os.PathLike[str] | None = None,
+    directives: str | os.PathLike[str] | Program | None = None,
+    *,
+    options: Sequence[str] = (),
+    arrays: Sequence[tuple[int, int]] = (),
+    multipliers: Sequence[str] = ("exact",),
+    dataflow: str = "ws",
+    bits: int = 8,
+    progress: bool = False,
+    use_cache: bool = True,
+) -> list[dict[str, Any]]:
+    """yosys ``synth_xilinx`` of systolic arrays: the one a compiled model lowers
+    to (``model`` and ``directives``, with backend ``options``), or, without a
+    model, every combination of ``arrays`` (rows, cols) and ``multipliers``
+    for ``bits``-bit operands. Each row: the array, its multiplier, LUT, FF,
+    DSP and CARRY counts and the yosys version; results are cached."""
+    from tqdm import tqdm
+
+    from axc.backend import get_backend, make_options
+
+    systolic = get_backend("systolic")
+    module = sys.modules[systolic.__module__]
+    jobs: list[tuple[Any, Any]] = []
+    if model is not None:
+        if directives is None:
+            raise UserError("a model needs its directives to say what the array computes")
+        graph = load(model)
+        apply(graph, directives, model_path=str(model))
+        jobs.append(module.array_config(graph, make_options(systolic, list(options))))
+    else:
+        if not arrays:
+            raise UserError("give a model, or the arrays to synthesize (--arrays 4x4,8x8)")
+        for rows, cols in arrays:
+            for spec in multipliers:
+                try:
+                    jobs.append(module.standalone_config(rows, cols, dataflow, spec, bits))
+                except ValueError as exc:
+                    raise UserError(str(exc)) from None
+    out = []
+    bar = tqdm(jobs, desc="synthesizing", unit="array", disable=not progress)
+    for cfg, mult in bar:
+        bar.set_postfix_str(f"{cfg.rows}x{cfg.cols} {mult.identifier()}")
+        result = module.synthesize_array(cfg, mult, use_cache=use_cache)
+        out.append(
+            {
+                "rows": cfg.rows,
+                "cols": cfg.cols,
+                "dataflow": cfg.dataflow,
+                "multiplier": mult.identifier(),
+                "luts": result.luts,
+                "ff": result.ff,
+                "dsp": result.dsp,
+                "carry": result.carry,
+                "yosys": result.yosys,
+                "script": result.script,
+                "cached": result.cached,
+            }
+        )
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -55,6 +56,10 @@ d.ax declares the fault groups, e.g.
     "ops": """examples:
   axc ops
   axc ops --json
+""",
+    "synth": """examples:
+  axc synth model.onnx -d d.ax --option rows=8 --option cols=8    # the model's array
+  axc synth --arrays 4x4,8x8,16x16 --multipliers "exact;drum(4)" --markdown
 """,
     "verify": """examples:
   axc verify model.onnx -d q.ax --data test.npz               # HLS csim against the simulator
@@ -201,6 +206,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, metavar="N", help="the first N inputs only")
     p.add_argument("--keep", metavar="DIR", help="leave the generated project in DIR")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = command("synth", "synthesize systolic arrays with yosys: LUT, FF, DSP and CARRY counts")
+    p.add_argument("model", nargs="?", help="ONNX model (its array); omit to give --arrays")
+    p.add_argument("--directives", "-d", metavar="FILE", help="directive file (.ax)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--arrays", metavar="RxC,...", help="arrays without a model, e.g. 4x4,8x8")
+    p.add_argument(
+        "--multipliers", default="exact", metavar="SPEC;...",
+        help="multipliers of those arrays, separated by ';' (default exact)",
+    )  # fmt: skip
+    p.add_argument("--dataflow", default="ws", choices=("ws", "os"))
+    p.add_argument("--bits", type=int, default=8, help="operand width without a model")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--no-cache", action="store_true", help="synthesize again")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     p = command("backends", "list the installed backends and their options")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -486,11 +507,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     elif "layers" in result:
-        print(f"{args.backend} {result['array']} ({result['multiplier']}), {result['images']} inputs")
+        print(
+            f"{args.backend} {result['array']} ({result['multiplier']}), {result['images']} inputs"
+        )
         print(f"  {'layer':30} {'accumulators':>12} {'outputs':>8} {'cycles':>8}  model")
         for row in result["layers"]:
             print(
-                f"  {row['layer'][:30]:30} {'equal' if row['accumulators_equal'] else 'DIFFER':>12} "
+                f"  {row['layer'][:30]:30} "
+                f"{'equal' if row['accumulators_equal'] else 'DIFFER':>12} "
                 f"{'equal' if row['outputs_equal'] else 'DIFFER':>8} {row['cycles']:8d}  "
                 f"{'equal' if row['cycles_match_model'] else 'DIFFERS'}"
             )
@@ -508,6 +532,56 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             f"{result['max_abs_diff']:g})"
         )
     return 0 if result["bit_exact"] and result.get("cycles_match_model", True) else 3
+
+
+def _parse_arrays(text: str | None) -> list[tuple[int, int]]:
+    arrays = []
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", item)
+        if not match or not (1 <= int(match[1]) <= 256 and 1 <= int(match[2]) <= 256):
+            raise UserError(f"--arrays: {item.strip()!r} is not ROWSxCOLS with 1..256 each")
+        arrays.append((int(match[1]), int(match[2])))
+    return arrays
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    rows = api.synth(
+        args.model,
+        args.directives,
+        options=args.option,
+        arrays=_parse_arrays(args.arrays),
+        multipliers=[m.strip() for m in args.multipliers.split(";") if m.strip()],
+        dataflow=args.dataflow,
+        bits=args.bits,
+        progress=not (args.quiet or args.json),
+        use_cache=not args.no_cache,
+    )
+    if args.json:
+        _print_json(rows)
+        return 0
+    if args.markdown:
+        print("| array | dataflow | multiplier | LUT | FF | DSP | CARRY4 |")
+        print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+        for r in rows:
+            print(
+                f"| {r['rows']}x{r['cols']} | {r['dataflow']} | `{r['multiplier']}` | {r['luts']} "
+                f"| {r['ff']} | {r['dsp']} | {r['carry']} |"
+            )
+    else:
+        print(
+            f"{'array':8} {'flow':4} {'multiplier':28} {'LUT':>7} {'FF':>6} {'DSP':>5} "
+            f"{'CARRY4':>7}"
+        )
+        for r in rows:
+            print(
+                f"{str(r['rows']) + 'x' + str(r['cols']):8} {r['dataflow']:4} {r['multiplier']:28} "
+                f"{r['luts']:7d} {r['ff']:6d} {r['dsp']:5d} {r['carry']:7d}"
+            )
+    if rows:
+        print(f"(yosys {rows[0]['yosys']}: {rows[0]['script'].split(';')[0]})")
+    return 0
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
@@ -606,6 +680,7 @@ COMMANDS = {
     "inject": _cmd_inject,
     "backends": _cmd_backends,
     "verify": _cmd_verify,
+    "synth": _cmd_synth,
     "ops": _cmd_ops,
 }
 

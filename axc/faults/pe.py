@@ -27,6 +27,8 @@ tests hold the two equal fault by fault.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -71,23 +73,84 @@ def _wrap(v: np.ndarray, bits: int) -> np.ndarray:
     return ((np.asarray(v, np.int64) + half) & ((half << np.int64(1)) - 1)) - half
 
 
+@lru_cache(maxsize=16)
+def _edge_products(verilog: str, top: str, a_w: int, p_w: int) -> np.ndarray:
+    """(2, 2^a_w): the Verilog view's products m(-2^(a_w-1), b) and m(a, -2^(a_w-1))
+    for every operand code, by simulating the module with Icarus Verilog
+    (cached on disk). That one code's magnitude does not fit the port width,
+    and what a view makes of it depends on how its expression reads the
+    magnitude, so it is measured rather than derived."""
+    import hashlib
+    import subprocess
+    import tempfile
+
+    from axc.arith.sweep import require_tool
+    from axc.hw.synth import cache_dir
+
+    key = hashlib.sha256(f"{a_w} {p_w}\n{verilog}".encode()).hexdigest()[:32]
+    path = cache_dir() / "pe" / f"{key}.npy"
+    if path.exists():
+        try:
+            return np.load(path)
+        except (OSError, ValueError):
+            pass
+    iverilog = require_tool("iverilog", "measure a multiplier view on out-of-range operands")
+    vvp = require_tool("vvp", "measure a multiplier view on out-of-range operands")
+    codes = 1 << a_w
+    edge = codes // 2
+    bench = f"""module axc_edge_tb;
+    reg [{a_w - 1}:0] a, b;
+    wire signed [{p_w - 1}:0] p;
+    integer i, fd;
+    {top} dut (.a(a), .b(b), .p(p));
+    initial begin
+        fd = $fopen("edge.txt", "w");
+        for (i = 0; i < {codes}; i = i + 1) begin a = {edge}; b = i; #1 $fdisplay(fd, "%0d", p); end
+        for (i = 0; i < {codes}; i = i + 1) begin a = i; b = {edge}; #1 $fdisplay(fd, "%0d", p); end
+        $fclose(fd);
+        $finish;
+    end
+endmodule
+"""
+    with tempfile.TemporaryDirectory(prefix="axc-edge-") as tmp:
+        folder = Path(tmp)
+        (folder / "mul.v").write_text(verilog)
+        (folder / "tb.v").write_text(bench)
+        subprocess.run([iverilog, "-o", "edge", "tb.v", "mul.v"], cwd=folder, check=True,
+                       capture_output=True, timeout=300)  # fmt: skip
+        subprocess.run([vvp, "-n", "edge"], cwd=folder, check=True, capture_output=True,
+                       timeout=300)  # fmt: skip
+        values = np.loadtxt(folder / "edge.txt", dtype=np.int64).reshape(2, codes)
+    # rows indexed by the other operand's two's complement code
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, values)
+    return values
+
+
 def wide_product(mult: object, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The product the multiplier's Verilog view computes for any operand
-    bits, including values a fault pushed outside its range: magnitudes are
-    taken in the (bits + 1)-bit port width and cut to ``bits`` bits (the view
-    reads ``|a|[bits-1:0]``), the sign-magnitude wrapper applies the signs,
-    and the product wraps to the port width."""
+    """The product the multiplier's Verilog view computes for any (bits + 1)-bit
+    operand codes, including those a fault pushed outside the multiplier's
+    range [-(2^bits - 1), 2^bits - 1]: the only such code is -2^bits, whose
+    magnitude overflows the port; its products are measured on the Verilog
+    view (:func:`_edge_products`). In range, the multiplier's table."""
     bits = int(mult.bits)  # type: ignore[attr-defined]
     a_w, p_w = mult.ports  # type: ignore[attr-defined]
-    if not getattr(mult, "sign_magnitude", False):
+    if not getattr(mult, "sign_magnitude", False) or a_w != bits + 1:
         raise ValueError("PE faults need a sign-magnitude multiplier (all built-in ones are)")
     a = _wrap(a, a_w)
     b = _wrap(b, a_w)
-    low = (1 << bits) - 1
-    ma, mb = np.abs(a) & low, np.abs(b) & low
+    edge = -(1 << bits)
     table = mult.table  # type: ignore[attr-defined]
-    core = table[ma - mult.a_lo, mb - mult.b_lo]  # type: ignore[attr-defined]
-    return _wrap(np.where((a < 0) ^ (b < 0), -core, core), p_w)
+    ia = np.where(a == edge, 0, a) - mult.a_lo  # type: ignore[attr-defined]
+    ib = np.where(b == edge, 0, b) - mult.b_lo  # type: ignore[attr-defined]
+    out = table[ia, ib].astype(np.int64)
+    odd_a, odd_b = a == edge, b == edge
+    if odd_a.any() or odd_b.any():
+        edges = _edge_products(mult.verilog(), mult.identifier(), a_w, p_w)  # type: ignore[attr-defined]
+        mask = (1 << a_w) - 1
+        out = np.where(odd_a, edges[0][b & mask], out)
+        out = np.where(odd_b & ~odd_a, edges[1][a & mask], out)
+    return _wrap(out, p_w)
 
 
 @dataclass
@@ -215,7 +278,7 @@ def _os_tile(
             else:  # drain step d writes row i0 - 1 - d's accumulator here
                 d = cyc - 1 - stream
                 row = i0 - 1 - d
-                if 0 <= row:
+                if row >= 0:
                     total[row, j0] = fault.apply(total[row, j0], widths.acc)
     return total
 
@@ -233,7 +296,9 @@ def faulty_accumulators(
     run on ``array`` with ``fault`` in one PE register (None: fault-free).
     ``x`` (N, K) and ``w`` (K, M) are the centred operands."""
     if fault is not None and not (0 <= fault.row < array.rows and 0 <= fault.col < array.cols):
-        raise ValueError(f"PE ({fault.row}, {fault.col}) is outside the {array.rows}x{array.cols} array")
+        raise ValueError(
+            f"PE ({fault.row}, {fault.col}) is outside the {array.rows}x{array.cols} array"
+        )
     a_w, _ = mult.ports  # type: ignore[attr-defined]
     widths = _Widths(a_w, a_w, acc_bits)
     n, k = x.shape

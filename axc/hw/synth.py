@@ -1,4 +1,4 @@
-"""Hardware cost from real synthesis: yosys ``synth_xilinx -nodsp``.
+"""Hardware cost from real synthesis: yosys ``synth_xilinx`` (``-nodsp`` for multipliers).
 
 Results are cached on disk, keyed by the Verilog's hash, the script and the
 yosys version, and recorded with that version (LUT counts differ between
@@ -34,6 +34,9 @@ class SynthesisResult:
     cells: dict[str, int]
     yosys: str
     cached: bool = False
+    ff: int = 0
+    dsp: int = 0
+    script: str = SCRIPT
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -67,11 +70,14 @@ def _parse_stat(log: str) -> dict[str, int]:
     return cells
 
 
-def synthesize(verilog: str, top: str, *, use_cache: bool = True) -> SynthesisResult:
-    """LUT and CARRY counts of module ``top`` in ``verilog`` after
-    ``synth_xilinx -nodsp``."""
+def synthesize(
+    verilog: str, top: str, *, use_cache: bool = True, dsp: bool = False
+) -> SynthesisResult:
+    """LUT, CARRY, flip-flop and DSP counts of module ``top`` in ``verilog`` after
+    ``synth_xilinx -nodsp`` (multipliers as LUTs, to compare them), or with
+    ``dsp`` plain ``synth_xilinx`` (what a whole design uses on a device)."""
     version = yosys_version()
-    script = SCRIPT.format(top=top)
+    script = (SCRIPT if not dsp else SCRIPT.replace(" -nodsp", "")).format(top=top)
     key = hashlib.sha256(f"{version}\n{script}\n{verilog}".encode()).hexdigest()[:32]
     path = cache_dir() / "synth" / f"{key}.json"
     if use_cache and path.exists():
@@ -97,7 +103,11 @@ def synthesize(verilog: str, top: str, *, use_cache: bool = True) -> SynthesisRe
     cells = _parse_stat(log)
     luts = sum(v for k, v in cells.items() if re.fullmatch(r"LUT\d", k))
     carry = sum(v for k, v in cells.items() if k.startswith("CARRY"))
-    result = SynthesisResult(top=top, luts=luts, carry=carry, cells=cells, yosys=version)
+    ff = sum(v for k, v in cells.items() if re.fullmatch(r"FD[A-Z]*", k))
+    dsps = sum(v for k, v in cells.items() if k.startswith("DSP"))
+    result = SynthesisResult(
+        top=top, luts=luts, carry=carry, cells=cells, yosys=version, ff=ff, dsp=dsps, script=script
+    )
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp_path = path.with_suffix(".tmp")

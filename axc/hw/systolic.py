@@ -50,7 +50,9 @@ class ArrayShape:
         if self.rows < 1 or self.cols < 1:
             raise ValueError(f"an array needs at least one row and column, got {self}")
         if self.dataflow not in DATAFLOWS:
-            raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, got {self.dataflow!r}")
+            raise ValueError(
+                f"dataflow must be one of {', '.join(DATAFLOWS)}, got {self.dataflow!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,9 @@ def _multiplier(graph: Graph, layers: list[Any], bits: int) -> Any:
     return exact_multiplier(bits)
 
 
-def array_config(graph: Graph, options: SystolicOptions, layers: list[Any] | None = None) -> tuple[ArrayConfig, Any]:
+def array_config(
+    graph: Graph, options: SystolicOptions, layers: list[Any] | None = None
+) -> tuple[ArrayConfig, Any]:
     """The array's configuration for ``graph``'s conv and GEMM layers, and its multiplier."""
     layers = linear_layers(graph) if layers is None else layers
     if not layers:
@@ -114,7 +116,7 @@ def array_config(graph: Graph, options: SystolicOptions, layers: list[Any] | Non
     out_bits, out_signed = 0, True
     for n in layers:
         for t in (n.inputs[0], n.inputs[1]):
-            info = graph.tensors[t] if t in graph.tensors else None
+            info = graph.tensors.get(t, None)
             dtype = info.dtype if info is not None else None
             if dtype is None or dtype.is_float:
                 arr = graph.constants.get(t)
@@ -534,3 +536,42 @@ def lint(project: Path, top: str) -> str:
     )  # fmt: skip
     return (proc.stdout + proc.stderr).strip() if proc.returncode != 0 or proc.stderr else ""
 
+
+def standalone_config(
+    rows: int, cols: int, dataflow: str, multiplier: str, bits: int = 8, acc_bits: int = 32
+) -> tuple[ArrayConfig, Any]:
+    """An array for ``bits``-bit operands without a model (cost tables, sweeps)."""
+    from axc.arith.multipliers import exact_multiplier, resolve
+
+    mult = exact_multiplier(bits) if multiplier == "exact" else resolve(multiplier, bits)
+    a_w, p_w = mult.ports
+    cfg = ArrayConfig(
+        top="axc_systolic",
+        rows=rows,
+        cols=cols,
+        dataflow=dataflow,
+        a_w=a_w,
+        b_w=a_w,
+        p_w=p_w,
+        acc_w=max(acc_bits, p_w + 1),
+        out_w=bits,
+        out_signed=True,
+        multiplier=mult.identifier(),
+        faults=False,
+        output_stage=True,
+    )
+    return cfg, mult
+
+
+def synthesize_array(cfg: ArrayConfig, mult: Any, *, use_cache: bool = True) -> Any:
+    """yosys ``synth_xilinx`` of the generated array (cached, see axc.hw.synth)."""
+    import tempfile
+
+    from axc.hw.synth import synthesize
+
+    with tempfile.TemporaryDirectory(prefix="axc-array-") as tmp:
+        files = write_rtl(cfg, mult, Path(tmp))
+        listed = (Path(tmp) / "files.f").read_text().split()
+        text = "\n".join((Path(tmp) / name).read_text() for name in listed)
+    _ = files
+    return synthesize(text, cfg.top, use_cache=use_cache, dsp=True)

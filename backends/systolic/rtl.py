@@ -631,7 +631,8 @@ module @TOP@_tb;
 endmodule
 """
 
-_TB_STAGE = """        .rq_mult(mmem[mt]), .rq_shift(smem[mt]), .rq_zp(zp), .rq_qmin(qmin), .rq_qmax(qmax),
+_TB_STAGE = """        .rq_mult(mmem[mt]), .rq_shift(smem[mt]),
+        .rq_zp(zp), .rq_qmin(qmin), .rq_qmax(qmax),
         .rr_en(rr_en), .rr_zero(rr_zero), .rr_lo(rr_lo), .rr_hi(rr_hi),
 """
 
