@@ -582,6 +582,13 @@ def _campaign(
 
                 written += plot_layer_vulnerability(report, folder / "sdc1_per_layer")
                 written += plot_bit_vulnerability(report, folder / "sdc1_per_bit")
+                if "per_pe" in report:
+                    from axc.report.plots import plot_pe_spread, plot_pe_vulnerability
+
+                    written += plot_pe_vulnerability(report, folder / "sdc1_per_pe")
+                    written += plot_pe_spread(
+                        graph, report, dataset.x[:1], listed_sites, folder / "pe_fault_spread"
+                    )
             except UserError as exc:  # no matplotlib: the figures are still in the JSON
                 report["plots_skipped"] = str(exc)
         summary = folder / "summary.json"

@@ -185,8 +185,8 @@ class ResultsFile:
     def table(self) -> dict[str, np.ndarray]:
         """Results summed over chunks, per fault, with the fault's attributes."""
         rows = self.conn.execute(
-            "SELECT f.id, f.grp, f.site, f.bit, f.model, sum(r.images), sum(r.sdc1), "
-            "sum(r.sdc5), sum(r.correct), sum(r.masked), sum(r.due) FROM faults f "
+            "SELECT f.id, f.grp, f.site, f.bit, f.model, f.idx, f.step, sum(r.images), "
+            "sum(r.sdc1), sum(r.sdc5), sum(r.correct), sum(r.masked), sum(r.due) FROM faults f "
             "JOIN results r ON r.fault = f.id GROUP BY f.id ORDER BY f.id"
         ).fetchall()
         names = (
@@ -195,6 +195,8 @@ class ResultsFile:
             "site",
             "bit",
             "model",
+            "index",
+            "step",
             "images",
             "sdc1",
             "sdc5",
@@ -373,7 +375,7 @@ class Campaign:
         return faults, sites
 
     def config(self, faults: np.ndarray) -> dict[str, Any]:
-        return {
+        out = {
             "model": _graph_digest(self.graph),
             "data": _digest(self.x, self.y if self.y is not None else "none"),
             "images": len(self.x),
@@ -382,6 +384,12 @@ class Campaign:
             "groups": [group_to_dict(g) for g in self.groups],
             "faults": _digest(faults),
         }
+        if any(g.kind.startswith("pe_") for g in self.groups):
+            from axc.faults.pe import array_of
+
+            shape = array_of(self.graph)
+            out["array"] = {"rows": shape.rows, "cols": shape.cols, "dataflow": shape.dataflow}
+        return out
 
     def run(self) -> dict[str, Any]:
         faults, sites = self.prepare()
@@ -642,6 +650,22 @@ def report(store: ResultsFile, confidence: float = 0.95) -> dict[str, Any]:
             row[int(b)] = int(t["sdc1"][sel].sum()) / n if n else 0.0
         per_layer_bit[name] = row
     out["per_layer_bit_sdc1"] = per_layer_bit
+    pe_rows = np.array([sites[int(s)].kind.startswith("pe_") for s in t["site"]], bool)
+    if pe_rows.any():
+        cols = int(config["array"]["cols"])
+        per_pe: dict[str, Any] = {}
+        for index in np.unique(t["index"][pe_rows]):
+            pe_row, pe_col = divmod(int(index), cols)
+            per_pe[f"{pe_row},{pe_col}"] = _rates(
+                t, pe_rows & (t["index"] == index), confidence, labels
+            )
+        out["per_pe"] = per_pe
+        out["array"] = config.get("array")
+        permanent = pe_rows & (t["step"] < 0)
+        out["per_pe_kind"] = {
+            "stuck-at": _rates(t, permanent, confidence, labels),
+            "transient": _rates(t, pe_rows & ~permanent, confidence, labels),
+        }
     out["_per_fault"] = {
         "id": t["id"],
         "layer": layer_of,

@@ -195,6 +195,8 @@ class Engine:
             self._corrupt(value, site, f)
             args = [value] + [self._golden_arg(t, ii, g) for t in node.inputs[1:]]
             outs = self.executor.plan(step)(args)
+        elif site.kind.startswith("pe_"):
+            outs = self._from_accumulators(step, self._pe_accumulators(step, site, f, ii, golden))
         else:  # accumulators, psums
             acc = self._accumulators(step, golden)[ii]
             if site.kind == "accumulators":
@@ -312,6 +314,30 @@ class Engine:
         with golden.lock:
             golden.accumulators[node.name] = acc
         return acc
+
+    def _pe_accumulators(
+        self, step: int, site: Site, f: np.ndarray, ii: np.ndarray, golden: Golden
+    ) -> np.ndarray:
+        """The layer's accumulators with each pair's PE fault (docs/hardware.md):
+        the golden ones plus what the fault adds in the tiles it touches."""
+        from axc.faults import pe
+
+        node = self.order[step]
+        base = self._accumulators(step, golden)
+        x = golden.values[node.inputs[0]]
+        array = pe.array_of(self.graph)
+        out = base[ii].copy()
+        for fid in np.unique(f["id"]):
+            rows = np.flatnonzero(f["id"] == fid)
+            rec = f[rows[0]]
+            row, col = divmod(int(rec["index"]), array.cols)
+            cycle = int(rec["step"]) - 1 if int(rec["step"]) > 0 else -1
+            masks = (int(rec["and_mask"]), int(rec["or_mask"]), int(rec["xor_mask"]))
+            out[rows] = pe.layer_accumulators(
+                self.graph, node, x[ii[rows]], base[ii[rows]], array, site.kind[3:],
+                row, col, masks, cycle,
+            )  # fmt: skip
+        return out
 
     def _from_accumulators(self, step: int, acc: np.ndarray) -> list[np.ndarray]:
         from axc.sim.int_kernels import requantize_accumulators

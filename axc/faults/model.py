@@ -19,6 +19,7 @@ replays exactly, whatever produced it (:func:`write_faults`, :func:`read_faults`
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import math
 import os
@@ -51,8 +52,14 @@ __all__ = [
     "write_faults",
 ]
 
-SITES = ("activations", "inputs", "weights", "biases", "accumulators", "psums")
-SiteKind = Literal["activations", "inputs", "weights", "biases", "accumulators", "psums"]
+SITES = (
+    "activations", "inputs", "weights", "biases", "accumulators", "psums",
+    "pe_weight", "pe_input", "pe_psum",
+)  # fmt: skip
+SiteKind = Literal[
+    "activations", "inputs", "weights", "biases", "accumulators", "psums",
+    "pe_weight", "pe_input", "pe_psum",
+]  # fmt: skip
 MODELS = ("bitflip", "stuck_at_0", "stuck_at_1", "random")
 
 FAULT_DTYPE = np.dtype(
@@ -232,6 +239,23 @@ def sites_of(graph: Graph, layers: Sequence[str], kind: str) -> list[Site]:
             else:
                 width, signed, is_float = value.dtype.itemsize * 8, value.dtype.kind == "i", False
             out.append(Site(kind, name, t, int(value.size), width, signed, is_float))
+        elif kind.startswith("pe_"):
+            if node.op not in _INTEGER_LINEAR:
+                if node.op in _LINEAR:
+                    raise UserError(
+                        f"{where} is a float {node.op}: PE faults hit the integer array; "
+                        "quantize the model first"
+                    )
+                continue
+            from axc.faults import pe
+
+            array = pe.array_of(graph)
+            mult = pe.layer_multiplier(graph, node)
+            width = pe.register_width(kind[3:], mult, int(node.attrs["acc_bits"]))
+            cycles = sum(t.cycles for plan in pe.layer_schedule(graph, node, array) for t in plan)
+            # elements: the PEs, row-major; steps: the cycles of one input's run, plus one
+            elements = array.rows * array.cols
+            out.append(Site(kind, name, node.outputs[0], elements, width, True, False, cycles + 1))
         else:  # accumulators, psums
             if node.op not in _INTEGER_LINEAR:
                 if node.op in _LINEAR:
@@ -263,6 +287,9 @@ def sites_of(graph: Graph, layers: Sequence[str], kind: str) -> list[Site]:
             "biases": "Conv or Gemm layers with a bias",
             "accumulators": "integer Conv or Gemm layers",
             "psums": "integer Conv or Gemm layers",
+            "pe_weight": "integer Conv or Gemm layers",
+            "pe_input": "integer Conv or Gemm layers",
+            "pe_psum": "integer Conv or Gemm layers",
         }.get(kind, "layers with a tensor per sample")
         raise UserError(
             f"no {kind} to inject into: the selected layers ({', '.join(layers)}) hold no {what}"
@@ -383,6 +410,11 @@ def generate(
                 sites.append(s)
             ids.append(site_index[key])
         choices = [_choices(group, s) for s in group_sites]
+        if isinstance(group.model, StuckAt):  # a stuck PE register holds for the whole run
+            group_sites = [
+                dataclasses.replace(s, steps=0) if s.kind.startswith("pe_") else s
+                for s in group_sites
+            ]
         # one population cell: (site, element, step, choice)
         cells = [
             (sid, s, ch, s.elements * max(1, s.steps - 1) * len(ch))

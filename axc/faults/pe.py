@@ -313,3 +313,154 @@ def faulty_accumulators(
             acc[t.n0 : t.n0 + t.n, t.m0 : t.m0 + t.m] += part[: t.n, : t.m]
         acc = _wrap(acc, acc_bits)
     return acc
+
+
+def _tile_part(
+    x: np.ndarray,
+    w: np.ndarray,
+    t: Tile,
+    array: ArrayShape,
+    mult: object,
+    fault: PeFault | None,
+    widths: _Widths,
+) -> np.ndarray:
+    if array.dataflow == "ws":
+        return _ws_tile(x, w, t, array, mult, fault, widths)[:, : t.m]
+    return _os_tile(x, w, t, array, mult, fault, widths)[: t.n, : t.m]
+
+
+def _region(t: Tile, array: ArrayShape, n: int) -> tuple[slice, slice]:
+    rows = slice(0, n) if array.dataflow == "ws" else slice(t.n0, t.n0 + t.n)
+    return rows, slice(t.m0, t.m0 + t.m)
+
+
+def accumulator_delta(
+    x: np.ndarray, w: np.ndarray, array: ArrayShape, mult: object, acc_bits: int, fault: PeFault
+) -> np.ndarray:
+    """What ``fault`` adds (modulo 2^acc_bits) to the accumulators of ``X W``:
+    only the tiles it touches are computed (one, for a transient fault)."""
+    a_w, _ = mult.ports  # type: ignore[attr-defined]
+    widths = _Widths(a_w, a_w, acc_bits)
+    n, k = x.shape
+    m = w.shape[1]
+    delta = np.zeros((n, m), np.int64)
+    for t in tiles(array, n, k, m):
+        if not fault.permanent and t.index != fault.tile:
+            continue
+        bad = _tile_part(x, w, t, array, mult, fault, widths)
+        good = _tile_part(x, w, t, array, mult, None, widths)
+        delta[_region(t, array, n)] += bad - good
+    return delta
+
+
+# ----------------------------------------------------- campaigns over a graph
+PE_SITES = tuple(f"pe_{r}" for r in REGISTERS)
+
+
+def array_of(graph: object) -> ArrayShape:
+    """The array a graph's ``target systolic`` directive names (8x8 ws without one)."""
+    target = graph.metadata.get("target") or {}  # type: ignore[attr-defined]
+    if target.get("backend") != "systolic":
+        return ArrayShape(8, 8, "ws")
+    dataflow = str(target.get("dataflow", "ws"))
+    if dataflow not in ("ws", "os"):
+        from axc.errors import UserError
+
+        raise UserError(f"PE faults model ws and os arrays, not {dataflow!r}")
+    return ArrayShape(int(target.get("rows", 8)), int(target.get("cols", 8)), dataflow)
+
+
+def layer_multiplier(graph: object, node: object) -> object:
+    """The multiplier a layer's PEs use: its ``approximate`` annotation, else exact."""
+    from axc.arith.multipliers import exact_multiplier, resolve
+
+    spec = node.annotations.get("multiplier")  # type: ignore[attr-defined]
+    bits = int(node.annotations.get("multiplier_bits", 8))  # type: ignore[attr-defined]
+    if spec:
+        return resolve(str(spec), bits)
+    x = graph.tensors[node.inputs[0]].dtype  # type: ignore[attr-defined]
+    wt = graph.constants[node.inputs[1]]  # type: ignore[attr-defined]
+    return exact_multiplier(max(x.bits, np.dtype(wt.dtype).itemsize * 8))
+
+
+def register_width(register: str, mult: object, acc_bits: int) -> int:
+    a_w, p_w = mult.ports  # type: ignore[attr-defined]
+    return {"weight": a_w, "input": a_w, "psum": max(acc_bits, p_w + 1)}[register]
+
+
+def layer_schedule(graph: object, node: object, array: ArrayShape) -> list[list[Tile]]:
+    """The tiles of each group of ``node`` for one input, in the order they run."""
+    import math
+
+    w = graph.constants[node.inputs[1]]  # type: ignore[attr-defined]
+    m = int(w.shape[0])
+    k = int(np.prod(w.shape[1:]))
+    if node.op == "QGemm":  # type: ignore[attr-defined]
+        return [tiles(array, 1, k, m)]
+    out_shape = graph.tensors[node.outputs[0]].shape  # type: ignore[attr-defined]
+    pixels = math.prod(int(d) for d in out_shape[2:])
+    group = int(node.attrs["group"])  # type: ignore[attr-defined]
+    return [tiles(array, pixels, k, m // group) for _ in range(group)]
+
+
+def locate(schedule: list[list[Tile]], cycle: int) -> tuple[int, int, int]:
+    """(group, tile, cycle within the tile) of a cycle counted over the layer's run."""
+    for g, plan in enumerate(schedule):
+        for t in plan:
+            if cycle < t.cycles:
+                return g, t.index, cycle
+            cycle -= t.cycles
+    raise ValueError("cycle beyond the layer's run")
+
+
+def layer_accumulators(
+    graph: object,
+    node: object,
+    x: np.ndarray,
+    acc: np.ndarray,
+    array: ArrayShape,
+    register: str,
+    row: int,
+    col: int,
+    masks: tuple[int, int, int],
+    cycle: int,
+) -> np.ndarray:
+    """The accumulators (laid out as ``acc``, the fault-free ones for the inputs
+    ``x``) of ``node`` run one input at a time on ``array`` with a fault in
+    ``register`` of PE (row, col): stuck-at when ``cycle`` < 0, else an upset at
+    that cycle of the layer's run."""
+    from axc.hw.gemm import layer_products
+
+    mult = layer_multiplier(graph, node)
+    bits = int(node.attrs["acc_bits"])  # type: ignore[attr-defined]
+    schedule = layer_schedule(graph, node, array)
+    permanent = cycle < 0
+    group, tile, local = (0, 0, 0) if permanent else locate(schedule, cycle)
+    fault = PeFault(register, row, col, *masks, permanent=permanent, tile=tile, cycle=local)
+    out = np.array(acc, np.int64, copy=True)
+    conv = node.op == "QConv"  # type: ignore[attr-defined]
+    images = x.shape[0]
+    for product in layer_products(graph, node, x):  # type: ignore[arg-type]
+        if not permanent and product.group != group:
+            continue
+        p = product.pixels
+        if permanent and array.dataflow == "ws":
+            # a weight-stationary array treats every streamed row alike: one call
+            delta = accumulator_delta(product.x, product.w, array, mult, bits, fault)
+        else:  # the schedule restarts with each input
+            delta = np.concatenate(
+                [
+                    accumulator_delta(product.x[i * p : (i + 1) * p], product.w, array, mult,
+                                      bits, fault)
+                    for i in range(images)
+                ]
+            )  # fmt: skip
+        mg = delta.shape[1]
+        sel = slice(product.group * mg, (product.group + 1) * mg)
+        if conv:
+            grid = out[:, sel].reshape(images, mg, -1)
+            grid[...] = _wrap(grid + delta.reshape(images, p, mg).transpose(0, 2, 1), bits)
+            out[:, sel] = grid.reshape(out[:, sel].shape)
+        else:
+            out[:, sel] = _wrap(out[:, sel] + delta.reshape(images, mg), bits)
+    return out

@@ -31,7 +31,10 @@ from axc.passes.registry import Pass, PassContext, register_pass
 
 __all__ = ["Inject", "InjectParams"]
 
-SiteKind = Literal["activations", "inputs", "weights", "biases", "accumulators", "psums"]
+SiteKind = Literal[
+    "activations", "inputs", "weights", "biases", "accumulators", "psums",
+    "pe_weight", "pe_input", "pe_psum",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,13 @@ import numpy as np
 
 from axc.errors import ToolError
 
-__all__ = ["plot_bit_vulnerability", "plot_layer_vulnerability", "plot_multiplier_error"]
+__all__ = [
+    "plot_bit_vulnerability",
+    "plot_layer_vulnerability",
+    "plot_multiplier_error",
+    "plot_pe_spread",
+    "plot_pe_vulnerability",
+]
 
 
 def _pyplot() -> Any:
@@ -121,6 +127,77 @@ def plot_bit_vulnerability(report: dict[str, Any], path: str | Path) -> list[Pat
     ax.set_xlabel("bit position (lowest bit hit)")
     ax.set_title("SDC-1 (%) per layer and bit position")
     fig.colorbar(image, ax=ax, label="SDC-1 (%)")
+    fig.tight_layout()
+    written = _save(fig, Path(path))
+    plt.close(fig)
+    return written
+
+
+def plot_pe_vulnerability(report: dict[str, Any], path: str | Path) -> list[Path]:
+    """SDC-1 per processing element of the array, as an R x C heat map."""
+    plt = _pyplot()
+    rows, cols = int(report["array"]["rows"]), int(report["array"]["cols"])
+    grid = np.full((rows, cols), np.nan)
+    for key, rates in report["per_pe"].items():
+        r, c = (int(v) for v in key.split(","))
+        grid[r, c] = 100 * rates["sdc1"]["rate"]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * cols + 2.5), max(3.0, 0.45 * rows + 1.5)))
+    image = ax.imshow(grid, cmap="magma_r")
+    ax.set_xticks(range(cols))
+    ax.set_yticks(range(rows))
+    ax.set_xlabel("PE column")
+    ax.set_ylabel("PE row")
+    flow = report["array"]["dataflow"].upper()
+    ax.set_title(f"SDC-1 (%) per PE, {rows}x{cols} {flow} array")
+    fig.colorbar(image, ax=ax, label="SDC-1 (%)")
+    fig.tight_layout()
+    written = _save(fig, Path(path))
+    plt.close(fig)
+    return written
+
+
+def plot_pe_spread(
+    graph: Any, report: dict[str, Any], x: np.ndarray, sites: Any, path: str | Path
+) -> list[Path]:
+    """Which outputs of a layer one stuck-at fault corrupts, under WS and under
+    OS: the campaign's most critical PE, its register's top bit stuck at 1, on
+    the first input (output channels down, output pixels across)."""
+    from axc.faults import pe
+    from axc.hw.systolic import ArrayShape
+    from axc.sim import Executor
+    from axc.sim.int_kernels import accumulate
+
+    site = next(s for s in sites if s.kind.startswith("pe_"))
+    node = graph.nodes[site.layer]
+    worst = max(report["per_pe"], key=lambda k: report["per_pe"][k]["sdc1"]["rate"])
+    row, col = (int(v) for v in worst.split(","))
+    values: dict[str, np.ndarray] = {}
+    executor = Executor(graph)
+    executor.run({graph.inputs[0]: x}, observe=values.__setitem__)
+    step = executor.order.index(node)
+    args = [values[node.inputs[0]]] + [
+        graph.constants.get(t) if t else None for t in node.inputs[1:]
+    ]
+    acc = accumulate(executor.plan(step), node.op, args, int(node.attrs["acc_bits"]))
+    shape = pe.array_of(graph)
+    bit = 1 << (site.width - 1)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, flow in zip(axes, ("ws", "os"), strict=True):
+        array = ArrayShape(shape.rows, shape.cols, flow)
+        bad = pe.layer_accumulators(
+            graph, node, values[node.inputs[0]], acc, array, site.kind[3:], row, col,
+            (-1, bit, 0), -1,
+        )  # fmt: skip
+        hit = (bad != acc).reshape(acc.shape[0], acc.shape[1], -1)[0]
+        ax.imshow(hit, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"{flow.upper()}: {int(hit.sum())} of {hit.size} outputs")
+        ax.set_xlabel("output pixel")
+        ax.set_ylabel("output channel")
+    fig.suptitle(
+        f"{site.kind[3:]} register of PE ({row}, {col}) stuck at 1 (bit {site.width - 1}), "
+        f"layer {site.layer}"[:110]
+    )
     fig.tight_layout()
     written = _save(fig, Path(path))
     plt.close(fig)

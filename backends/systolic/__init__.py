@@ -30,10 +30,10 @@ import numpy as np
 
 from axc.backend import Artifacts, Backend
 from axc.errors import UserError
+from axc.hw.gemm import LayerProduct, layer_products, linear_layers, to_layout
 from axc.hw.systolic import ArrayShape, Tile, tiles
 from axc.ir import Graph
 
-from .layers import LayerProduct, layer_products, linear_layers, to_layout
 from .rtl import ArrayConfig, array_verilog, testbench_verilog, top_verilog
 
 __all__ = ["SystolicBackend", "SystolicOptions", "array_config", "run_product"]

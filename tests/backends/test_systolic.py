@@ -26,7 +26,7 @@ from tests.backends.test_hls import HOSTILE
 from tests.conftest import DIGITS
 
 systolic = importlib.import_module("axc.backends.systolic")
-layers_mod = importlib.import_module("axc.backends.systolic.layers")
+layers_mod = importlib.import_module("axc.hw.gemm")
 pytestmark = pytest.mark.tools
 MODEL = DIGITS / "digits_cnn.onnx"
 

@@ -1,4 +1,4 @@
-"""Conv and GEMM layers as the integer matrix products a systolic array runs.
+"""Conv and GEMM layers as the integer matrix products an accelerator runs.
 
 A layer becomes ``Y[N, M] = X[N, K] W[K, M] + bias`` on operands centred on
 their zero points (docs/arithmetic.md: the multiplier sees ``x - x_zp`` and
@@ -18,7 +18,7 @@ import numpy as np
 from axc.errors import UserError
 from axc.ir import Graph, Node
 
-__all__ = ["LayerProduct", "layer_products", "linear_layers"]
+__all__ = ["LayerProduct", "layer_products", "linear_layers", "to_layout"]
 
 
 @dataclass
@@ -79,7 +79,7 @@ def layer_products(graph: Graph, node: Node, x: np.ndarray) -> list[LayerProduct
     zw = _per_channel(attrs["w_zero_point"], m)
     w = w_raw - zw.reshape((m,) + (1,) * (w_raw.ndim - 1))
     out = graph.tensors[node.outputs[0]].dtype
-    common = {
+    common: dict[str, Any] = {
         "mult": _per_channel(req["multiplier"], m),
         "shift": _per_channel(req["shift"], m),
         "zero_point": int(req["zero_point"]),
