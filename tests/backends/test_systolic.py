@@ -323,3 +323,20 @@ def test_pe_fault_model_without_rtl() -> None:
         np.testing.assert_array_equal(faulty_accumulators(x, w, bias, shape, mult, 32, late), clean)
     with pytest.raises(ValueError, match="outside the 4x3 array"):
         faulty_accumulators(x, w, bias, ArrayShape(4, 3), mult, 32, PeFault("psum", 4, 0))
+
+
+def test_the_example_readme_shows_what_verify_prints(capsys) -> None:
+    import os
+
+    here = os.getcwd()
+    try:
+        os.chdir(DIGITS)
+        code = main(["verify", "digits_cnn.onnx", "-d", "systolic.ax", "--data", "test.npz",
+                     "--backend", "systolic", "--images", "8"])  # fmt: skip
+    finally:
+        os.chdir(here)
+    printed = capsys.readouterr().out
+    assert code == 0
+    readme = (DIGITS / "README.md").read_text()
+    block = "\n".join("    " + line for line in printed.strip().splitlines())
+    assert block in readme
