@@ -325,8 +325,11 @@ def run_product(
     product: LayerProduct,
     work: Path,
     faults: list[RtlFault] = (),  # type: ignore[assignment]
+    restrict: tuple[np.ndarray, np.ndarray, bool] | None = None,
 ) -> RtlResult:
-    """Run one product through the RTL, tile by tile, with Icarus Verilog."""
+    """Run one product through the RTL, tile by tile, with Icarus Verilog.
+    ``restrict``: per-channel (low, high) bounds and whether outside values
+    become zero, for the output stage's range restriction."""
     from axc.arith.sweep import require_tool
 
     vvp = require_tool("vvp", "simulate the systolic array")
@@ -375,22 +378,31 @@ def run_product(
     bias = np.zeros((m_tiles, c), np.int64)
     mult = np.zeros((m_tiles, c), np.int64)
     shift = np.ones((m_tiles, c), np.int64)
+    low = np.zeros((m_tiles, c), np.int64)
+    high = np.zeros((m_tiles, c), np.int64)
     for mt in range(m_tiles):
         sel = slice(mt * c, min(m, (mt + 1) * c))
         width = sel.stop - sel.start
         bias[mt, :width] = product.bias[sel]
         mult[mt, :width] = product.mult[sel]
         shift[mt, :width] = product.shift[sel]
+        if restrict is not None:
+            low[mt, :width] = np.broadcast_to(restrict[0], (m,))[sel]
+            high[mt, :width] = np.broadcast_to(restrict[1], (m,))[sel]
+    if restrict is not None and not cfg.output_stage:
+        raise UserError("range restriction in the array needs its output stage (output_stage=true)")
     (work / "x.hex").write_text("\n".join(x_rows) + "\n")
     (work / "w.hex").write_text("\n".join(w_rows) + "\n")
     (work / "bias.hex").write_text("\n".join(_pack(bias, cfg.acc_w)) + "\n")
     (work / "mult.hex").write_text("\n".join(_pack(mult, 31)) + "\n")
     (work / "shift.hex").write_text("\n".join(_pack(shift, 6)) + "\n")
+    (work / "low.hex").write_text("\n".join(_pack(low, cfg.out_w)) + "\n")
+    (work / "high.hex").write_text("\n".join(_pack(high, cfg.out_w)) + "\n")
     mask32 = (1 << 32) - 1
-    out_mask = (1 << cfg.out_w) - 1
+    enable = f"{int(restrict is not None)} {int(bool(restrict and restrict[2]))}"
     header = (
         f"{len(plan)} {product.zero_point & mask32:x} {product.qmin & mask32:x} "
-        f"{product.qmax & mask32:x} {product.qmin & out_mask:x} {product.qmax & out_mask:x}\n0 0\n"
+        f"{product.qmax & mask32:x}\n{enable}\n"
     )
     (work / "tiles.txt").write_text(header + "\n".join(lines) + "\n")
     fault_file = work / "faults.txt"
@@ -470,7 +482,9 @@ def verify_layers(
         write_rtl(cfg, mult, project)
     executor = Executor(graph)
     values: dict[str, np.ndarray] = {}
+    guards = {n.name: _range_after(graph, n) if cfg.output_stage else None for n in layers}
     wanted = {t for n in layers for t in (n.inputs[0], n.outputs[0])}
+    wanted |= {g.outputs[0] for g in guards.values() if g is not None}
     executor.run(
         {graph.inputs[0]: x},
         observe=lambda name, value: values.__setitem__(name, value) if name in wanted else None,
@@ -484,12 +498,26 @@ def verify_layers(
             graph.constants.get(t) if t else None for t in node.inputs[1:]
         ]
         acc_want = accumulate(plan, node.op, args, int(node.attrs["acc_bits"]))
-        out_want = np.asarray(values[node.outputs[0]], np.int64)
+        guard = guards[node.name]
+        restrict = None
+        if guard is not None:  # the output stage restricts the range as the graph does
+            m_all = int(graph.constants[node.inputs[1]].shape[0])
+            low = np.broadcast_to(np.asarray(guard.attrs["low"], np.int64).reshape(-1), (m_all,))
+            high = np.broadcast_to(np.asarray(guard.attrs["high"], np.int64).reshape(-1), (m_all,))
+            restrict = (low, high, guard.attrs.get("action", "clip") == "zero")
+        out_want = np.asarray(values[(guard or node).outputs[0]], np.int64)
         same_acc = same_out = True
         cycles_ok = True
         cycles = 0
         for product in layer_products(graph, node, values[node.inputs[0]]):
-            got = run_product(project, cfg, product, work / f"layer{index}_g{product.group}")
+            part = None
+            if restrict is not None:
+                mg = product.w.shape[1]
+                sel_g = slice(product.group * mg, (product.group + 1) * mg)
+                part = (restrict[0][sel_g], restrict[1][sel_g], restrict[2])
+            got = run_product(
+                project, cfg, product, work / f"layer{index}_g{product.group}", restrict=part
+            )
             m = product.w.shape[1]
             sel = slice(product.group * m, (product.group + 1) * m)
             if node.op == "QConv":
@@ -507,6 +535,7 @@ def verify_layers(
             {
                 "layer": node.name,
                 "op": node.op,
+                "range_restriction": guard is not None,
                 "accumulators_equal": same_acc,
                 "outputs_equal": same_out,
                 "cycles": cycles,
@@ -522,6 +551,24 @@ def verify_layers(
         "bit_exact": all(r["accumulators_equal"] and r["outputs_equal"] for r in report),
         "cycles_match_model": all(r["cycles_match_model"] for r in report),
     }
+
+
+def _range_after(graph: Graph, node: Any) -> Any:
+    """The RangeRestrict that alone reads ``node``'s output with bounds per
+    channel or per tensor (what the output stage can do), if there is one."""
+    users = graph.consumers(node.outputs[0])
+    if len(users) != 1 or users[0].op != "RangeRestrict":
+        return None
+    guard = users[0]
+    m = int(graph.constants[node.inputs[1]].shape[0])
+    for key in ("low", "high"):
+        size = np.asarray(guard.attrs[key]).size
+        if size not in (1, m):
+            return None
+    axis = guard.attrs.get("axis")
+    if np.asarray(guard.attrs["low"]).size > 1 and axis not in (None, 1, -1):
+        return None
+    return guard
 
 
 def lint(project: Path, top: str) -> str:

@@ -291,8 +291,8 @@ _STAGE_PORTS = """    input  wire [@C@*31-1:0]          rq_mult,
     input  wire [31:0]            rq_qmax,
     input  wire                   rr_en,
     input  wire                   rr_zero,
-    input  wire [@OUT_W@-1:0]        rr_lo,
-    input  wire [@OUT_W@-1:0]        rr_hi,"""
+    input  wire [@C@*@OUT_W@-1:0]      rr_lo,
+    input  wire [@C@*@OUT_W@-1:0]      rr_hi,"""
 
 _STAGE = """            wire [@OUT_W@-1:0] code, kept;
             axc_requant #(.ACC_W(@ACC_W@), .OUT_W(@OUT_W@)) requant (
@@ -300,7 +300,8 @@ _STAGE = """            wire [@OUT_W@-1:0] code, kept;
                 .zp(rq_zp), .qmin(rq_qmin), .qmax(rq_qmax), .q(code)
             );
             axc_range #(.W(@OUT_W@), .SIGNED(@SIGNED@)) range (
-                .q(code), .lo(rr_lo), .hi(rr_hi), .zero(rr_zero), .y(kept)
+                .q(code), .lo(rr_lo[c * @OUT_W@ +: @OUT_W@]), .hi(rr_hi[c * @OUT_W@ +: @OUT_W@]),
+                .zero(rr_zero), .y(kept)
             );
             assign q_wdata[c * @OUT_W@ +: @OUT_W@] = rr_en ? kept : code;"""
 
@@ -521,7 +522,8 @@ module @TOP@_tb;
     integer xb = 0, wb = 0, yb = 0, mt = 0;
     reg [31:0] zp = 0, qmin = 0, qmax = 0;
     reg rr_en = 1'b0, rr_zero = 1'b0;
-    reg [@OUT_W@-1:0] rr_lo = 0, rr_hi = 0;
+    reg [@C@*@OUT_W@-1:0] lomem [0:MT-1];
+    reg [@C@*@OUT_W@-1:0] himem [0:MT-1];
     reg f_en = 1'b0;
     reg [1:0] f_kind = 0;
     reg [15:0] f_row = 0, f_col = 0;
@@ -595,8 +597,10 @@ module @TOP@_tb;
         $readmemh({dir, "/bias.hex"}, bmem);
         $readmemh({dir, "/mult.hex"}, mmem);
         $readmemh({dir, "/shift.hex"}, smem);
+        $readmemh({dir, "/low.hex"}, lomem);
+        $readmemh({dir, "/high.hex"}, himem);
         fd = $fopen({dir, "/tiles.txt"}, "r");
-        got = $fscanf(fd, "%d %h %h %h %h %h\\n", tiles, zp, qmin, qmax, rr_lo, rr_hi);
+        got = $fscanf(fd, "%d %h %h %h\\n", tiles, zp, qmin, qmax);
         got = $fscanf(fd, "%d %d\\n", rr_en, rr_zero);
         for (i = 0; i < tiles; i = i + 1)
             got = $fscanf(fd, "%d %d %d %d %d %d %d %d\\n", tl_x[i], tl_w[i], tl_y[i],
@@ -633,7 +637,7 @@ endmodule
 
 _TB_STAGE = """        .rq_mult(mmem[mt]), .rq_shift(smem[mt]),
         .rq_zp(zp), .rq_qmin(qmin), .rq_qmax(qmax),
-        .rr_en(rr_en), .rr_zero(rr_zero), .rr_lo(rr_lo), .rr_hi(rr_hi),
+        .rr_en(rr_en), .rr_zero(rr_zero), .rr_lo(lomem[mt]), .rr_hi(himem[mt]),
 """
 
 _TB_FAULTS = """,

@@ -340,3 +340,26 @@ def test_the_example_readme_shows_what_verify_prints(capsys) -> None:
     readme = (DIGITS / "README.md").read_text()
     block = "\n".join("    " + line for line in printed.strip().splitlines())
     assert block in readme
+
+
+def test_the_output_stage_restricts_the_range_as_the_graph_does(tmp_path) -> None:
+    directives = (
+        "quantize * activation_scheme=symmetric\n"
+        "protect op(Conv) range(bounds=profile(90), action=zero, granularity=per_channel)\n"
+        "protect op(Gemm) range(bounds=profile(95))\n"
+    )
+    graph = compiled(directives)
+    x = np.load(DIGITS / "test.npz")["x"][:4]
+    observed: dict[str, np.ndarray] = {}
+    Executor(graph).run({graph.inputs[0]: x}, observe=observed.__setitem__)
+    guards = [n for n in graph.topological() if n.op == "RangeRestrict"]
+    changed = [
+        n for n in guards if not np.array_equal(observed[n.inputs[0]], observed[n.outputs[0]])
+    ]
+    assert len(changed) >= 2  # the bounds bite: the comparison below can fail
+    for dataflow in ("ws", "os"):
+        folder = tmp_path / dataflow
+        opts, _, _ = project(graph, folder, rows=4, cols=4, dataflow=dataflow)
+        report = systolic.verify_layers(graph, opts, x, folder, folder)
+        assert all(r["range_restriction"] for r in report["layers"])
+        assert report["bit_exact"] and report["cycles_match_model"], report
