@@ -87,8 +87,8 @@ def _multiplier(graph: Graph, layers: list[Any], bits: int) -> Any:
         names = sorted(s for s, _ in chosen) + (["exact"] if plain else [])
         raise UserError(
             "one systolic array has one multiplier, but the layers use "
-            f"{', '.join(names)}; lower the layers of each multiplier as their own array "
-            "(select them with --layers)"
+            f"{', '.join(names)}; give every conv and GEMM layer the same multiplier "
+            "(one array per multiplier in one design is not built yet)"
         )
     if chosen:
         spec, mbits = next(iter(chosen))
@@ -509,6 +509,7 @@ def verify_layers(
         same_acc = same_out = True
         cycles_ok = True
         cycles = 0
+        per_tile: list[int] = []
         for product in layer_products(graph, node, values[node.inputs[0]]):
             part = None
             if restrict is not None:
@@ -531,6 +532,7 @@ def verify_layers(
             expected: list[Tile] = tiles(shape, *product.shape)
             cycles_ok &= [t.cycles for t in expected] == got.cycles
             cycles += sum(got.cycles)
+            per_tile += got.cycles
         report.append(
             {
                 "layer": node.name,
@@ -539,6 +541,7 @@ def verify_layers(
                 "accumulators_equal": same_acc,
                 "outputs_equal": same_out,
                 "cycles": cycles,
+                "tile_cycles": per_tile,
                 "cycles_match_model": cycles_ok,
             }
         )

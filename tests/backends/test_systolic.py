@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import axc
 from axc.arith.multipliers import exact_multiplier, resolve
+from axc.arith.requant import Requantizer
 from axc.cli import main
 from axc.errors import UserError
 from axc.faults.pe import REGISTERS, PeFault, faulty_accumulators, wide_product
@@ -97,7 +98,8 @@ def test_partial_tiles_and_odd_arrays(tmp_path) -> None:
     x = np.load(DIGITS / "test.npz")["x"][:3]
     for dataflow in ("ws", "os"):
         folder = tmp_path / dataflow
-        opts, _cfg, _ = project(graph, folder, rows=5, cols=3, dataflow=dataflow)
+        opts, cfg, _ = project(graph, folder, rows=5, cols=3, dataflow=dataflow)
+        assert systolic.lint(folder, cfg.top) == ""
         report = systolic.verify_layers(graph, opts, x, folder, folder)
         assert report["bit_exact"] and report["cycles_match_model"], report
 
@@ -131,6 +133,7 @@ def test_pe_faults_through_the_rtl_ports_equal_the_simulators(tmp_path, dataflow
     graph = compiled(directives)
     _opts, cfg, mult = project(graph, tmp_path / "prj", rows=4, cols=8, dataflow=dataflow,
                               fault_ports=True)  # fmt: skip
+    assert systolic.lint(tmp_path / "prj", cfg.top) == ""
     x = np.load(DIGITS / "test.npz")["x"][:1]
     values: dict[str, np.ndarray] = {}
     Executor(graph).run({graph.inputs[0]: x}, observe=values.__setitem__)
@@ -150,12 +153,17 @@ def test_pe_faults_through_the_rtl_ports_equal_the_simulators(tmp_path, dataflow
     result = systolic.run_product(tmp_path / "prj", cfg, product, tmp_path / "run", ports)
     clean = faulty_accumulators(product.x, product.w, product.bias, shape, mult, cfg.acc_w, None)
     np.testing.assert_array_equal(result.acc, clean)
+    requant = Requantizer(
+        tuple(product.mult), tuple(product.shift), product.zero_point, product.qmin, product.qmax
+    )
     changed = 0
-    for fault, (acc, _) in zip(faults, result.faulty, strict=True):
+    for fault, (acc, codes) in zip(faults, result.faulty, strict=True):
         want = faulty_accumulators(
             product.x, product.w, product.bias, shape, mult, cfg.acc_w, fault
         )
         np.testing.assert_array_equal(acc, want, err_msg=str(fault))
+        # and the layer's faulty outputs, requantized as docs/arithmetic.md says
+        np.testing.assert_array_equal(codes, requant.apply(want, axis=1), err_msg=str(fault))
         changed += not np.array_equal(acc, clean)
     assert changed > 50  # most faults are visible: the comparison is not vacuous
 
