@@ -132,22 +132,10 @@ def array_config(
     if acc > 48:
         raise UserError(f"accumulators of {acc} bits: the array builds at most 48")
     mult = _multiplier(graph, layers, bits)
-    a_w, p_w = mult.ports
-    cfg = ArrayConfig(
-        top=identifier(options.top),
-        rows=rows,
-        cols=cols,
-        dataflow=dataflow,
-        a_w=a_w,
-        b_w=a_w,
-        p_w=p_w,
-        acc_w=max(acc, p_w + 1),
-        out_w=out_bits,
-        out_signed=out_signed,
-        multiplier=mult.identifier(),
-        faults=options.fault_ports,
-        output_stage=options.output_stage,
-    )
+    cfg = _config(
+        identifier(options.top), rows, cols, dataflow, mult, acc, out_bits, out_signed,
+        options.fault_ports, options.output_stage,
+    )  # fmt: skip
     return cfg, mult
 
 
@@ -594,9 +582,27 @@ def standalone_config(
     from axc.arith.multipliers import exact_multiplier, resolve
 
     mult = exact_multiplier(bits) if multiplier == "exact" else resolve(multiplier, bits)
+    cfg = _config("axc_systolic", rows, cols, dataflow, mult, acc_bits, bits, True, False, True)
+    return cfg, mult
+
+
+def _config(
+    top: str,
+    rows: int,
+    cols: int,
+    dataflow: str,
+    mult: Any,
+    acc_bits: int,
+    out_bits: int,
+    out_signed: bool,
+    faults: bool,
+    output_stage: bool,
+) -> ArrayConfig:
+    """The widths follow the multiplier's ports: operands of ``bits + 1`` bits,
+    products of ``2 bits + 2``, accumulators wide enough for one product."""
     a_w, p_w = mult.ports
-    cfg = ArrayConfig(
-        top="axc_systolic",
+    return ArrayConfig(
+        top=top,
         rows=rows,
         cols=cols,
         dataflow=dataflow,
@@ -604,13 +610,12 @@ def standalone_config(
         b_w=a_w,
         p_w=p_w,
         acc_w=max(acc_bits, p_w + 1),
-        out_w=bits,
-        out_signed=True,
+        out_w=out_bits,
+        out_signed=out_signed,
         multiplier=mult.identifier(),
-        faults=False,
-        output_stage=True,
+        faults=faults,
+        output_stage=output_stage,
     )
-    return cfg, mult
 
 
 def synthesize_array(cfg: ArrayConfig, mult: Any, *, use_cache: bool = True) -> Any:

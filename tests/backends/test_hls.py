@@ -109,7 +109,9 @@ HOSTILE = [
 ]
 
 
-def test_hostile_names_give_code_that_compiles_and_runs(tmp_path) -> None:
+def hostile_model(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """A float CNN whose layer and tensor names try to break generated code,
+    with 40 inputs (saved beside it as calib.npz)."""
     rng = np.random.default_rng(0)
     w1 = numpy_helper.from_array(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), HOSTILE[0])
     w2 = numpy_helper.from_array(rng.standard_normal((5, 4 * 4 * 4)).astype(np.float32), HOSTILE[2])
@@ -138,6 +140,11 @@ def test_hostile_names_give_code_that_compiles_and_runs(tmp_path) -> None:
     onnx.save(model, str(path))
     x = rng.standard_normal((40, 1, 8, 8)).astype(np.float32)
     np.savez(tmp_path / "calib.npz", x=x)
+    return path, x
+
+
+def test_hostile_names_give_code_that_compiles_and_runs(tmp_path) -> None:
+    path, x = hostile_model(tmp_path)
     graph = axc.load(path)
     axc.apply(graph, "quantize *\n", model_path=str(path))
     lowered(graph, tmp_path / "prj")

@@ -11,9 +11,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 import axc
 from axc.arith.multipliers import exact_multiplier, resolve
@@ -23,7 +21,7 @@ from axc.errors import UserError
 from axc.faults.pe import REGISTERS, PeFault, faulty_accumulators, wide_product
 from axc.hw.systolic import ArrayShape, gemm_cycles, scalesim_cycles, tiles
 from axc.sim import Executor
-from tests.backends.test_hls import HOSTILE
+from tests.backends.test_hls import hostile_model
 from tests.conftest import DIGITS
 
 systolic = importlib.import_module("axc.backends.systolic")
@@ -202,31 +200,7 @@ endmodule
 
 
 def test_hostile_names_never_reach_the_verilog(tmp_path) -> None:
-    rng = np.random.default_rng(0)
-    w1 = numpy_helper.from_array(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), HOSTILE[0])
-    w2 = numpy_helper.from_array(rng.standard_normal((5, 4 * 8 * 8)).astype(np.float32), HOSTILE[2])
-    nodes = [
-        helper.make_node(
-            "Conv", ["in put", HOSTILE[0]], [HOSTILE[1]], name=HOSTILE[3], pads=[1] * 4
-        ),
-        helper.make_node("Relu", [HOSTILE[1]], [HOSTILE[4]], name=HOSTILE[5]),
-        helper.make_node("Flatten", [HOSTILE[4]], ["flat :: -"], name="endmodule"),
-        helper.make_node("Gemm", ["flat :: -", HOSTILE[2]], ['out"put'], name="module", transB=1),
-    ]  # fmt: skip
-    model = helper.make_model(
-        helper.make_graph(
-            nodes,
-            "g",
-            [helper.make_tensor_value_info("in put", TensorProto.FLOAT, ["N", 1, 8, 8])],
-            [helper.make_tensor_value_info('out"put', TensorProto.FLOAT, ["N", 5])],
-            [w1, w2],
-        ),
-        opset_imports=[helper.make_opsetid("", 17)],
-    )
-    path = tmp_path / "hostile.onnx"
-    onnx.save(model, str(path))
-    x = rng.standard_normal((20, 1, 8, 8)).astype(np.float32)
-    np.savez(tmp_path / "calib.npz", x=x)
+    path, x = hostile_model(tmp_path)
     graph = axc.load(path)
     axc.apply(graph, "quantize *\n", model_path=str(path))
     folder = tmp_path / "prj"
