@@ -33,6 +33,7 @@ __all__ = [
     "Tile",
     "gemm_cycles",
     "scalesim_cycles",
+    "scalesim_paper_cycles",
     "tile_cycles",
     "tiles",
 ]
@@ -105,14 +106,27 @@ def tiles(array: ArrayShape, n: int, k: int, m: int) -> list[Tile]:
 
 def gemm_cycles(array: ArrayShape, n: int, k: int, m: int) -> int:
     """Busy cycles of the whole product: the sum over its tiles."""
+    return _folds(array, n, k, m) * tile_cycles(array, n if array.dataflow == "ws" else k)
+
+
+def _folds(array: ArrayShape, n: int, k: int, m: int) -> int:
     r, c = array.rows, array.cols
-    folds = math.ceil(m / c) * (math.ceil(k / r) if array.dataflow == "ws" else math.ceil(n / r))
-    return folds * tile_cycles(array, n if array.dataflow == "ws" else k)
+    return math.ceil(m / c) * (math.ceil(k / r) if array.dataflow == "ws" else math.ceil(n / r))
+
+
+def scalesim_paper_cycles(array: ArrayShape, n: int, k: int, m: int) -> int:
+    """SCALE-Sim's published compute-cycle formula for the same mapping
+    (Samajdar et al., ISPASS 2020): (2 S_R + S_C + T - 2) cycles per fold."""
+    t = n if array.dataflow == "ws" else k
+    return _folds(array, n, k, m) * (t + 2 * array.rows + array.cols - 2)
 
 
 def scalesim_cycles(array: ArrayShape, n: int, k: int, m: int) -> int:
-    """SCALE-Sim's published compute-cycle formula for the same mapping
-    (Samajdar et al., ISPASS 2020): (2 S_R + S_C + T - 2) cycles per fold."""
+    """The compute cycles SCALE-Sim v3 (pip ``scalesim`` 3.0.0) reports for the
+    same mapping: ``folds (2R + C + T - 2) - 1`` for ws and ``folds (R + C + T - 2)
+    - 1`` for os. It does not count the os drain (it overlaps the next fold's
+    stream) and counts from cycle 0."""
     r, c = array.rows, array.cols
-    folds = math.ceil(m / c) * (math.ceil(k / r) if array.dataflow == "ws" else math.ceil(n / r))
-    return folds * ((n if array.dataflow == "ws" else k) + 2 * r + c - 2)
+    t = n if array.dataflow == "ws" else k
+    per_fold = t + (2 * r if array.dataflow == "ws" else r) + c - 2
+    return _folds(array, n, k, m) * per_fold - 1
