@@ -681,12 +681,15 @@ def synth(
     bits: int = 8,
     progress: bool = False,
     use_cache: bool = True,
+    predict: bool = False,
 ) -> list[dict[str, Any]]:
     """yosys ``synth_xilinx`` of systolic arrays: the one a compiled model lowers
     to (``model`` and ``directives``, with backend ``options``), or, without a
     model, every combination of ``arrays`` (rows, cols) and ``multipliers``
     for ``bits``-bit operands. Each row: the array, its multiplier, LUT, FF,
-    DSP and CARRY counts and the yosys version; results are cached."""
+    DSP and CARRY counts and the yosys version; results are cached. With
+    ``predict``, each row also holds the calibrated resource model's figures
+    (``predicted``) and their error against synthesis in percent."""
     from tqdm import tqdm
 
     from axc.backend import get_backend, make_options
@@ -714,6 +717,16 @@ def synth(
     for cfg, mult in bar:
         bar.set_postfix_str(f"{cfg.rows}x{cfg.cols} {mult.identifier()}")
         result = module.synthesize_array(cfg, mult, use_cache=use_cache)
+        extra: dict[str, Any] = {}
+        if predict:
+            from axc.backends.systolic.cost import RESOURCES, characterize
+
+            guess = characterize(cfg, mult, use_cache=use_cache).predict(cfg.rows, cfg.cols)
+            extra["predicted"] = guess
+            extra["error_percent"] = {
+                k: round(100 * (guess[k] - getattr(result, k)) / max(1, getattr(result, k)), 1)
+                for k in RESOURCES
+            }
         out.append(
             {
                 "rows": cfg.rows,
@@ -727,6 +740,7 @@ def synth(
                 "yosys": result.yosys,
                 "script": result.script,
                 "cached": result.cached,
+                **extra,
             }
         )
     return out

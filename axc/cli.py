@@ -219,6 +219,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataflow", default="ws", choices=("ws", "os"))
     p.add_argument("--bits", type=int, default=8, help="operand width without a model")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument(
+        "--predict", action="store_true",
+        help="also price each array with the calibrated resource model (docs/hardware.md)",
+    )  # fmt: skip
     p.add_argument("--no-cache", action="store_true", help="synthesize again")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -557,6 +561,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         bits=args.bits,
         progress=not (args.quiet or args.json),
         use_cache=not args.no_cache,
+        predict=args.predict,
     )
     if args.json:
         _print_json(rows)
@@ -565,9 +570,16 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         print("| array | dataflow | multiplier | LUT | FF | DSP | CARRY4 |")
         print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
         for r in rows:
+            cells = [str(r[k]) for k in ("luts", "ff", "dsp", "carry")]
+            if "predicted" in r:  # synthesized (model, error)
+                cells = [
+                    f"{r[k]} ({r['predicted'][k]}, {r['error_percent'][k]:+.1f}%)"
+                    for k in ("luts", "ff", "dsp", "carry")
+                ]
             print(
-                f"| {r['rows']}x{r['cols']} | {r['dataflow']} | `{r['multiplier']}` | {r['luts']} "
-                f"| {r['ff']} | {r['dsp']} | {r['carry']} |"
+                f"| {r['rows']}x{r['cols']} | {r['dataflow']} | `{r['multiplier']}` | "
+                + " | ".join(cells)
+                + " |"
             )
     else:
         print(
@@ -579,6 +591,14 @@ def _cmd_synth(args: argparse.Namespace) -> int:
                 f"{str(r['rows']) + 'x' + str(r['cols']):8} {r['dataflow']:4} {r['multiplier']:28} "
                 f"{r['luts']:7d} {r['ff']:6d} {r['dsp']:5d} {r['carry']:7d}"
             )
+            if "predicted" in r:
+                p = r["predicted"]
+                e = r["error_percent"]
+                print(
+                    f"{'':8} {'':4} {'  model (error %)':28} {p['luts']:7d} {p['ff']:6d} "
+                    f"{p['dsp']:5d} {p['carry']:7d}   "
+                    f"({e['luts']:+.1f} {e['ff']:+.1f} {e['dsp']:+.1f} {e['carry']:+.1f})"
+                )
     if rows:
         print(f"(yosys {rows[0]['yosys']}: {rows[0]['script'].split(';')[0]})")
     return 0

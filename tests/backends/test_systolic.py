@@ -4,6 +4,7 @@ fault ports against the simulator's PE-level fault model."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import shutil
@@ -355,3 +356,27 @@ def test_the_output_stage_restricts_the_range_as_the_graph_does(tmp_path) -> Non
         report = systolic.verify_layers(graph, opts, x, folder, folder)
         assert all(r["range_restriction"] for r in report["layers"])
         assert report["bit_exact"] and report["cycles_match_model"], report
+
+
+@pytest.mark.slow
+def test_the_resource_model_is_within_ten_percent_of_synthesis(tmp_path, monkeypatch, capsys):  # type: ignore[no-untyped-def]
+    """Calibrated on 2x2, 3x3, 3x1 and 1x3 arrays; checked on three larger ones."""
+    from axc.backends.systolic.cost import characterize
+
+    monkeypatch.setenv("AXC_CACHE_DIR", str(tmp_path / "cache"))
+    cfg, mult = systolic.standalone_config(4, 4, "ws", "trunc(4)")
+    model = characterize(cfg, mult)
+    assert model.pe["luts"] > 0 and model.pe["ff"] >= cfg.a_w * 2 + cfg.acc_w
+    for size in (4, 5, 6):
+        full = systolic.synthesize_array(dataclasses.replace(cfg, rows=size, cols=size), mult)
+        guess = model.predict(size, size)
+        for key in ("luts", "ff", "dsp", "carry"):
+            real = getattr(full, key)
+            assert abs(guess[key] - real) <= 0.10 * max(real, 10), (size, key, guess, real)
+    # the same figures through the command line (all cached by now)
+    assert (
+        main(["synth", "--arrays", "4x4", "--multipliers", "trunc(4)", "--predict", "--json"]) == 0
+    )
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["predicted"] == model.predict(4, 4) and row["cached"]
+    assert all(abs(e) <= 10 for e in row["error_percent"].values())
