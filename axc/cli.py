@@ -523,6 +523,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 f"{'equal' if row['cycles_match_model'] else 'DIFFERS'}"
             )
         ok = result["bit_exact"] and result["cycles_match_model"]
+        ok = ok and result.get("traffic_matches_model", True)
         return 0 if ok else 3
     elif result["bit_exact"]:
         print(

@@ -30,7 +30,9 @@ from dataclasses import dataclass
 
 __all__ = [
     "ArrayShape",
+    "GemmCost",
     "Tile",
+    "gemm_cost",
     "gemm_cycles",
     "scalesim_cycles",
     "scalesim_paper_cycles",
@@ -130,3 +132,69 @@ def scalesim_cycles(array: ArrayShape, n: int, k: int, m: int) -> int:
     t = n if array.dataflow == "ws" else k
     per_fold = t + (2 * r if array.dataflow == "ws" else r) + c - 2
     return _folds(array, n, k, m) * per_fold - 1
+
+
+@dataclass(frozen=True)
+class GemmCost:
+    """What one product costs on the array: cycles, work, memory traffic (in
+    words of the memory ports: a row of R or C lanes is R or C words) and the
+    buffers the tiles need."""
+
+    cycles: int
+    macs: int  # useful multiply-accumulates, N K M
+    tiles: int
+    x_words: int  # operand reads
+    w_words: int
+    y_reads: int  # accumulator reads (accumulating across k tiles)
+    y_writes: int  # accumulator writes
+    out_writes: int  # output codes written
+    x_buffer: int  # words of operand memory one tile reads
+    w_buffer: int
+    y_buffer: int  # accumulator memory one m block needs
+
+    def utilization(self, array: ArrayShape) -> float:
+        """Useful MACs over what the array could do in those cycles."""
+        return self.macs / max(1, self.cycles * array.rows * array.cols)
+
+    def latency_us(self, clock_mhz: float) -> float:
+        return self.cycles / clock_mhz
+
+    def to_json(self, array: ArrayShape, clock_mhz: float) -> dict[str, object]:
+        out: dict[str, object] = dict(self.__dict__)
+        out["utilization"] = round(self.utilization(array), 4)
+        out["latency_us"] = round(self.latency_us(clock_mhz), 3)
+        return out
+
+
+def gemm_cost(array: ArrayShape, n: int, k: int, m: int) -> GemmCost:
+    """Cycles, traffic and buffers of ``Y[n, m] = X[n, k] W[k, m]`` tile by tile,
+    as the generated controller moves the data (docs/hardware.md)."""
+    r, c = array.rows, array.cols
+    plan = tiles(array, n, k, m)
+    x = w = y_in = y_out = q = 0
+    for t in plan:
+        if array.dataflow == "ws":
+            x += n * r  # every input row, R lanes
+            w += r * c  # the preload
+            y_in += 0 if t.first else n * c
+            y_out += n * c
+            q += n * c if t.last else 0
+        else:
+            x += k * r
+            w += k * c
+            y_out += t.n * c
+            q += t.n * c
+    ws = array.dataflow == "ws"
+    return GemmCost(
+        cycles=sum(t.cycles for t in plan),
+        macs=n * k * m,
+        tiles=len(plan),
+        x_words=x,
+        w_words=w,
+        y_reads=y_in,
+        y_writes=y_out,
+        out_writes=q,
+        x_buffer=(n if ws else k) * r,
+        w_buffer=(r if ws else k) * c,
+        y_buffer=(n if ws else r) * c,
+    )

@@ -31,7 +31,7 @@ import numpy as np
 from axc.backend import Artifacts, Backend
 from axc.errors import UserError
 from axc.hw.gemm import LayerProduct, layer_products, linear_layers, to_layout
-from axc.hw.systolic import ArrayShape, Tile, tiles
+from axc.hw.systolic import ArrayShape, Tile, gemm_cost, tiles
 from axc.ir import Graph
 
 from .rtl import ArrayConfig, array_verilog, testbench_verilog, top_verilog
@@ -188,13 +188,18 @@ class SystolicBackend(Backend):
         cfg, mult = array_config(graph, options, layers)
         files = write_rtl(cfg, mult, outdir)
         shape = ArrayShape(cfg.rows, cfg.cols, cfg.dataflow)
+        target = graph.metadata.get("target") or {}
+        clock = (
+            float(target.get("clock_mhz", 200.0)) if target.get("backend") == "systolic" else 200.0
+        )
         plan = []
         total = 0
+        macs = 0
         for n in layers:
             for n_rows, k, m, group in _layer_dims(graph, n):
-                ts = tiles(shape, n_rows, k, m)
-                cycles = sum(t.cycles for t in ts)
-                total += cycles
+                cost = gemm_cost(shape, n_rows, k, m)
+                total += cost.cycles
+                macs += cost.macs
                 plan.append(
                     {
                         "layer": n.name,
@@ -202,13 +207,13 @@ class SystolicBackend(Backend):
                         "n_per_image": n_rows,
                         "k": k,
                         "m": m,
-                        "tiles": len(ts),
-                        "cycles_per_image": cycles,
+                        "cycles_per_image": cost.cycles,
+                        **cost.to_json(shape, clock),
                     }
                 )
         config = dataclasses.asdict(cfg)
         (outdir / "layers.json").write_text(
-            json.dumps({"array": config, "layers": plan}, indent=1) + "\n"
+            json.dumps({"array": config, "clock_mhz": clock, "layers": plan}, indent=1) + "\n"
         )
         files.append(outdir / "layers.json")
         return Artifacts(
@@ -220,6 +225,8 @@ class SystolicBackend(Backend):
                 "multiplier": mult.name if not mult.params else mult.identifier(),
                 "layers": len(layers),
                 "cycles_per_image": total,
+                "latency_us_per_image": round(total / clock, 3),
+                "utilization": round(macs / max(1, total * cfg.rows * cfg.cols), 4),
             },
         )
 
@@ -246,6 +253,7 @@ class RtlResult:
     out: np.ndarray  # (N, M) int64 output codes
     cycles: list[int]  # per tile
     faulty: list[tuple[np.ndarray, np.ndarray]]  # (acc, out) per fault
+    traffic: tuple[int, int, int] = (0, 0, 0)  # result rows written, re-read, codes written
 
 
 def _pack(lanes: np.ndarray, width: int) -> list[str]:
@@ -418,6 +426,7 @@ def run_product(
     if proc.returncode != 0 or not results.exists():
         raise UserError(f"the RTL simulation failed:\n{(proc.stderr or proc.stdout)[-2000:]}")
     cycles: list[int] = []
+    counted: tuple[int, ...] = (0, 0, 0)
     runs: list[tuple[np.ndarray, np.ndarray]] = []
     current: list[str] = []
 
@@ -436,6 +445,8 @@ def run_product(
     for line in results.read_text().splitlines():
         if line.startswith("cycles"):
             cycles.append(int(line.split()[2]))
+        elif line.startswith("traffic"):
+            counted = tuple(int(v) for v in line.split()[1:4])
         elif line.startswith("run"):
             if started:
                 finish(current)
@@ -446,7 +457,7 @@ def run_product(
         finish(current)
     if not runs:
         raise UserError(f"the RTL simulation wrote no results:\n{proc.stdout[-2000:]}")
-    return RtlResult(runs[0][0], runs[0][1], cycles, runs[1:])
+    return RtlResult(runs[0][0], runs[0][1], cycles, runs[1:], counted)  # type: ignore[arg-type]
 
 
 def verify_layers(
@@ -496,6 +507,7 @@ def verify_layers(
         out_want = np.asarray(values[(guard or node).outputs[0]], np.int64)
         same_acc = same_out = True
         cycles_ok = True
+        traffic_ok = True
         cycles = 0
         per_tile: list[int] = []
         for product in layer_products(graph, node, values[node.inputs[0]]):
@@ -519,6 +531,13 @@ def verify_layers(
             same_out &= bool(np.array_equal(to_layout(product, got.out), want_o))
             expected: list[Tile] = tiles(shape, *product.shape)
             cycles_ok &= [t.cycles for t in expected] == got.cycles
+            cost = gemm_cost(shape, *product.shape)
+            c = cfg.cols
+            traffic_ok &= got.traffic == (
+                cost.y_writes // c,
+                cost.y_reads // c,
+                cost.out_writes // c,
+            )
             cycles += sum(got.cycles)
             per_tile += got.cycles
         report.append(
@@ -531,6 +550,7 @@ def verify_layers(
                 "cycles": cycles,
                 "tile_cycles": per_tile,
                 "cycles_match_model": cycles_ok,
+                "traffic_matches_model": traffic_ok,
             }
         )
     return {
@@ -541,6 +561,7 @@ def verify_layers(
         "layers": report,
         "bit_exact": all(r["accumulators_equal"] and r["outputs_equal"] for r in report),
         "cycles_match_model": all(r["cycles_match_model"] for r in report),
+        "traffic_matches_model": all(r["traffic_matches_model"] for r in report),
     }
 
 

@@ -547,9 +547,13 @@ module @TOP@_tb;
 @TB_STAGE@        .cycles(cycles)@TB_FAULTS@
     );
 
+    integer y_rows = 0, y_reread = 0, q_rows = 0;
     always @(posedge clk) begin
         if (y_we) ymem[yb + y_addr] <= y_wdata;
         if (q_we) qmem[yb + y_addr] <= q_wdata;
+        if (y_we) y_rows = y_rows + 1;
+        if (y_we && !cfg_first) y_reread = y_reread + 1;
+        if (q_we) q_rows = q_rows + 1;
     end
 
     reg [8*512-1:0] dir;
@@ -610,6 +614,7 @@ module @TOP@_tb;
         repeat (3) @(negedge clk);
         rst = 1'b0;
         run_program(-2);
+        $fdisplay(out, "traffic %0d %0d %0d", y_rows, y_reread, q_rows);
         dump(0);
         fd = $fopen({dir, "/faults.txt"}, "r");
         faults = 0;

@@ -70,7 +70,7 @@ def test_every_layer_equals_the_simulator_bit_for_bit_and_cycle_for_cycle(
     report = systolic.verify_layers(graph, opts, images, tmp_path, tmp_path / "prj")
     assert [r["layer"] for r in report["layers"]] == ["/0/Conv", "/3/Conv", "/7/Gemm", "/9/Gemm"]
     assert report["bit_exact"], report
-    assert report["cycles_match_model"], report
+    assert report["cycles_match_model"] and report["traffic_matches_model"], report
     # the cycles the RTL counted are the closed form's
     shape = ArrayShape(8, 8, dataflow)
     conv2 = report["layers"][1]
@@ -107,6 +107,7 @@ def test_partial_tiles_and_odd_arrays(tmp_path) -> None:
         assert systolic.lint(folder, cfg.top) == ""
         report = systolic.verify_layers(graph, opts, x, folder, folder)
         assert report["bit_exact"] and report["cycles_match_model"], report
+        assert report["traffic_matches_model"], report
 
 
 def _random_faults(rng, cfg, plan, count):  # type: ignore[no-untyped-def]
