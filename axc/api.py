@@ -682,6 +682,7 @@ def synth(
     progress: bool = False,
     use_cache: bool = True,
     predict: bool = False,
+    device: str | None = None,
 ) -> list[dict[str, Any]]:
     """yosys ``synth_xilinx`` of systolic arrays: the one a compiled model lowers
     to (``model`` and ``directives``, with backend ``options``), or, without a
@@ -689,11 +690,15 @@ def synth(
     for ``bits``-bit operands. Each row: the array, its multiplier, LUT, FF,
     DSP and CARRY counts and the yosys version; results are cached. With
     ``predict``, each row also holds the calibrated resource model's figures
-    (``predicted``) and their error against synthesis in percent."""
+    (``predicted``) and their error against synthesis in percent; with
+    ``device`` (a part such as ``xc7z020``), its utilization of that part."""
     from tqdm import tqdm
 
     from axc.backend import get_backend, make_options
+    from axc.hw.devices import device as find_device
+    from axc.hw.devices import utilization
 
+    part = find_device(device) if device else None
     systolic = get_backend("systolic")
     module = sys.modules[systolic.__module__]
     jobs: list[tuple[Any, Any]] = []
@@ -727,6 +732,10 @@ def synth(
                 k: round(100 * (guess[k] - getattr(result, k)) / max(1, getattr(result, k)), 1)
                 for k in RESOURCES
             }
+        if part is not None:
+            extra["utilization"] = utilization(
+                {"luts": result.luts, "ff": result.ff, "dsp": result.dsp}, part
+            )
         out.append(
             {
                 "rows": cfg.rows,

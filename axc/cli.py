@@ -219,6 +219,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataflow", default="ws", choices=("ws", "os"))
     p.add_argument("--bits", type=int, default=8, help="operand width without a model")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--device", metavar="PART", help="also the share of an FPGA part, e.g. xc7z020")
     p.add_argument(
         "--predict", action="store_true",
         help="also price each array with the calibrated resource model (docs/hardware.md)",
@@ -563,6 +564,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         progress=not (args.quiet or args.json),
         use_cache=not args.no_cache,
         predict=args.predict,
+        device=args.device,
     )
     if args.json:
         _print_json(rows)
@@ -600,6 +602,14 @@ def _cmd_synth(args: argparse.Namespace) -> int:
                     f"{p['dsp']:5d} {p['carry']:7d}   "
                     f"({e['luts']:+.1f} {e['ff']:+.1f} {e['dsp']:+.1f} {e['carry']:+.1f})"
                 )
+    for r in rows:
+        if "utilization" in r:
+            u = r["utilization"]
+            share = ", ".join(f"{k} {v:.1f}%" for k, v in u["percent"].items() if k != "bram36")
+            print(
+                f"{r['rows']}x{r['cols']} {r['multiplier']} on {u['device']}: {share} "
+                f"({'fits' if u['fits'] else 'does NOT fit'})"
+            )
     if rows:
         print(f"(yosys {rows[0]['yosys']}: {rows[0]['script'].split(';')[0]})")
     return 0

@@ -275,6 +275,10 @@ def test_axc_synth_reports_yosys_counts(tmp_path, capsys, monkeypatch) -> None:
     assert all(r["luts"] > 0 and r["ff"] > 0 and r["yosys"] for r in rows)
     assert main(["synth", "--arrays", "2x2", "--json"]) == 0  # cached the second time
     assert json.loads(capsys.readouterr().out)[0]["cached"]
+    assert main(["synth", "--arrays", "2x2", "--device", "xc7z020", "--json"]) == 0
+    (share,) = json.loads(capsys.readouterr().out)
+    assert share["utilization"]["fits"] and share["utilization"]["device"] == "xc7z020"
+    assert share["utilization"]["percent"]["dsp"] == round(100 * exact["dsp"] / 220, 2)
     assert main(["synth", "--arrays", "2by2"]) == 1
     assert "ROWSxCOLS" in capsys.readouterr().err
 
