@@ -28,6 +28,12 @@ EPILOGS = {
   axc compile model.onnx --directives d.ax -o build/
   axc compile model.onnx --directives d.ax -o build/ --dump-ir-after cut --json
 """,
+    "explore": """examples:
+  axc explore examples/digits/digits_cnn.onnx -d examples/digits/explore.ax -o dse/
+  axc explore a.onnx b.onnx -d a.ax -d b.ax -o dse/      # one array for both models
+  axc explore model.onnx -d explore.ax -o dse/ --workers 4 --json
+  axc explore model.onnx -d explore.ax -o dse/ --scheduler tcp://10.0.0.5:8786
+""",
     "check": """examples:
   axc check model.onnx --directives d.ax
   axc check model.onnx --directives d.ax --json
@@ -227,6 +233,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="synthesize again")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    p = command("explore", "search the explore block's space for Pareto-optimal designs")
+    p.add_argument(
+        "models", nargs="+", metavar="MODEL", help="ONNX model(s); several share one array"
+    )
+    p.add_argument(
+        "--directives", "-d", action="append", required=True, metavar="FILE",
+        help="directive file with the explore block (one, or one per model)",
+    )  # fmt: skip
+    p.add_argument("-o", "--output", metavar="DIR", help="write the front, plots and report here")
+    p.add_argument("--data", action="append", metavar="NPZ", help="test set (default test.npz)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="evaluate on this Dask scheduler")
+    p.add_argument("--population", type=int, help="override the block's population")
+    p.add_argument("--generations", type=int, help="override the block's generations")
+    p.add_argument("--seed", type=int, help="override the block's seed")
+    p.add_argument("--no-cache", action="store_true", help="evaluate every point again")
+    p.add_argument("--no-plots", action="store_true", help="write no plots")
+    p.add_argument("--force", action="store_true", help="write into a non-empty directory")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no table")
 
     p = command("backends", "list the installed backends and their options")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -615,6 +642,56 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from axc.explore import explore
+    from axc.explore.report import UNITS
+
+    overrides = {
+        k: getattr(args, k)
+        for k in ("population", "generations", "seed")
+        if getattr(args, k) is not None
+    }
+    summary = explore(
+        args.models,
+        args.directives,
+        out=args.output,
+        data=args.data,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        use_cache=not args.no_cache,
+        force=args.force,
+        plots=not args.no_plots,
+        progress=not (args.quiet or args.json),
+        overrides=overrides,
+    )
+    if args.json:
+        _print_json(summary)
+        return 0
+    if args.quiet:
+        return 0
+    objectives = summary["objectives"]
+    print(
+        f"{summary['evaluations']} points evaluated ({summary['algorithm']}, "
+        f"{summary['feasible']} feasible, {summary['cache_hits']} cached) of "
+        f"{summary['space_size']} in {summary['seconds']:.1f} s; Pareto front:"
+    )
+    names = list(summary["variables"])
+    head = ["id", *names, *(UNITS[o] for o in objectives), "array"]
+    rows = []
+    for p in summary["front"]:
+        hw = p["metrics"].get("hardware") or {}
+        rows.append(
+            [str(p["id"]), *(p["values"][n] for n in names),
+             *(f"{p['objectives'][o]:.4g}" for o in objectives), str(hw.get("array", ""))]
+        )  # fmt: skip
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    if summary.get("files"):
+        print(f"wrote {args.output}/: report.html, front.csv, front.json, points/*.ax, ...")
+    return 0
+
+
 def _cmd_backends(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -712,6 +789,7 @@ COMMANDS = {
     "backends": _cmd_backends,
     "verify": _cmd_verify,
     "synth": _cmd_synth,
+    "explore": _cmd_explore,
     "ops": _cmd_ops,
 }
 

@@ -34,6 +34,14 @@ class ExploreParams:
     population: int = 32
     generations: int = 20
     seed: int = 0
+    #: test set for accuracy (default: test.npz beside the model) and its first N images
+    data: str | None = None
+    images: int | None = None
+    #: the fixed, seeded fault sample behind the vulnerability objective
+    faults: int = 200
+    fault_images: int = 50
+    #: the FPGA part whose budget constrains the design (default: the target's)
+    device: str | None = None
 
     def __post_init__(self) -> None:
         if not self.objectives:
@@ -42,6 +50,19 @@ class ExploreParams:
             raise ValueError("an objective is listed twice")
         if self.population < 2 or self.generations < 1:
             raise ValueError("population must be >= 2 and generations >= 1")
+        if (
+            self.faults < 1
+            or self.fault_images < 1
+            or (self.images is not None and self.images < 1)
+        ):
+            raise ValueError("faults, fault_images and images must be positive")
+        if self.device is not None:
+            from axc.hw.devices import DEVICES
+
+            if not any(self.device.lower().startswith(k) for k in DEVICES):
+                raise ValueError(
+                    f"device={self.device!r} is not a known part ({', '.join(DEVICES)})"
+                )
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,7 @@ class BoundExploreItem:
     item: ast.ExploreItem
     pass_cls: type[Pass]
     values: tuple[Any, ...]
+    raw: tuple[ast.Value, ...] = ()  # the values as written (ranges expanded)
 
 
 @dataclass(frozen=True)
@@ -87,6 +109,14 @@ class Program:
 
     def error(self, span: ast.Span, message: str) -> DirectiveError:
         return error_at(self.source.path, self.source.text, span, message)
+
+    @property
+    def explore_line(self) -> int | None:
+        """The line the explore block starts on (None without one)."""
+        for statement in self.source.statements:
+            if isinstance(statement, ast.Explore):
+                return statement.span.line
+        return None
 
     def explore_targets(self, item: BoundExploreItem, graph: Graph) -> list[str]:
         """The layers an explore item varies (none for passes without a selector)."""
@@ -213,7 +243,7 @@ def _bind_explore(e: ast.Explore, err: Any) -> ExploreSpace:
         if not raw:
             raise err(item.param_span, f"no values to explore for {item.param!r}")
         values = tuple(coerce(v, hints[item.param], where) for v in raw)
-        items.append(BoundExploreItem(item, cls, values))
+        items.append(BoundExploreItem(item, cls, values, tuple(raw)))
     return ExploreSpace(params, tuple(items))
 
 

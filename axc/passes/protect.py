@@ -39,6 +39,7 @@ __all__ = [
     "BoundedRelu",
     "Checksum",
     "Duplicate",
+    "NoProtection",
     "Profile",
     "Protect",
     "ProtectParams",
@@ -109,8 +110,15 @@ class Triplicate:
     """Three copies and a majority voter: one faulty copy is outvoted."""
 
 
-Mechanism = Range | BoundedRelu | Checksum | Duplicate | Triplicate
+@call_form("none")
+@dataclass(frozen=True)
+class NoProtection:
+    """No protection: what an exploration writes to turn a layer's protection off."""
+
+
+Mechanism = Range | BoundedRelu | Checksum | Duplicate | Triplicate | NoProtection
 _NAMES = {
+    NoProtection: "none",
     Range: "range",
     BoundedRelu: "bounded_relu",
     Checksum: "checksum",
@@ -141,8 +149,8 @@ class Protect(Pass):
     def run(
         self, graph: Graph, targets: list[str], params: ProtectParams, ctx: PassContext
     ) -> bool:
-        if ctx.shared.get("skip_protect"):  # the unprotected twin of a comparison
-            return False
+        if ctx.shared.get("skip_protect") or isinstance(params.mechanism, NoProtection):
+            return False  # the unprotected twin of a comparison, or protection off
         where = ctx.location
         data = (
             _data_path(params, ctx) if isinstance(params.mechanism, (Range, BoundedRelu)) else None

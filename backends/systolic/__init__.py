@@ -82,7 +82,14 @@ def _multiplier(graph: Graph, layers: list[Any], bits: int) -> Any:
         if n.annotations.get("multiplier")
     }
     chosen = {(s, b) for s, b in specs if not resolve(s, b).is_exact}
-    plain = [n.name for n in layers if not n.annotations.get("multiplier")]
+    plain = [  # layers with the exact product (no annotation, or an exact one)
+        n.name
+        for n in layers
+        if not n.annotations.get("multiplier")
+        or resolve(
+            str(n.annotations["multiplier"]), int(n.annotations.get("multiplier_bits", 8))
+        ).is_exact
+    ]
     if len(chosen) > 1 or (chosen and plain):
         names = sorted(s for s, _ in chosen) + (["exact"] if plain else [])
         raise UserError(
@@ -196,7 +203,7 @@ class SystolicBackend(Backend):
         total = 0
         macs = 0
         for n in layers:
-            for n_rows, k, m, group in _layer_dims(graph, n):
+            for n_rows, k, m, group in layer_dims(graph, n):
                 cost = gemm_cost(shape, n_rows, k, m)
                 total += cost.cycles
                 macs += cost.macs
@@ -231,7 +238,7 @@ class SystolicBackend(Backend):
         )
 
 
-def _layer_dims(graph: Graph, node: Any) -> list[tuple[int, int, int, int]]:
+def layer_dims(graph: Graph, node: Any) -> list[tuple[int, int, int, int]]:
     """(N per image, K, M, group) of each product of a layer."""
     import math
 
@@ -639,8 +646,11 @@ def _config(
     )
 
 
-def synthesize_array(cfg: ArrayConfig, mult: Any, *, use_cache: bool = True) -> Any:
-    """yosys ``synth_xilinx`` of the generated array (cached, see axc.hw.synth)."""
+def synthesize_array(
+    cfg: ArrayConfig, mult: Any, *, use_cache: bool = True, dsp: bool = True
+) -> Any:
+    """yosys ``synth_xilinx`` of the generated array (cached, see axc.hw.synth);
+    without ``dsp``, with ``-nodsp`` (every multiplier from LUTs)."""
     import tempfile
 
     from axc.hw.synth import synthesize
@@ -650,4 +660,4 @@ def synthesize_array(cfg: ArrayConfig, mult: Any, *, use_cache: bool = True) -> 
         listed = (Path(tmp) / "files.f").read_text().split()
         text = "\n".join((Path(tmp) / name).read_text() for name in listed)
     _ = files
-    return synthesize(text, cfg.top, use_cache=use_cache, dsp=True)
+    return synthesize(text, cfg.top, use_cache=use_cache, dsp=dsp)

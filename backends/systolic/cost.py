@@ -95,17 +95,22 @@ def _counts(result: Any) -> dict[str, int]:
     return {key: int(getattr(result, key)) for key in RESOURCES}
 
 
-def characterize(cfg: ArrayConfig, mult: Any, *, use_cache: bool = True) -> ResourceModel:
-    """The resource model of arrays like ``cfg`` (its rows and cols aside)."""
+def characterize(
+    cfg: ArrayConfig, mult: Any, *, use_cache: bool = True, dsp: bool = True
+) -> ResourceModel:
+    """The resource model of arrays like ``cfg`` (its rows and cols aside);
+    without ``dsp``, of a build that makes every multiplier from LUTs."""
     from axc.hw.synth import synthesize
 
     from . import synthesize_array
 
-    pe = synthesize(pe_unit_verilog(cfg, mult), "axc_pe_unit", use_cache=use_cache, dsp=True)
+    pe = synthesize(pe_unit_verilog(cfg, mult), "axc_pe_unit", use_cache=use_cache, dsp=dsp)
     calibration: dict[str, dict[str, int]] = {}
     for rows, cols in CALIBRATION:
         small = dataclasses.replace(cfg, rows=rows, cols=cols)
-        calibration[f"{rows}x{cols}"] = _counts(synthesize_array(small, mult, use_cache=use_cache))
+        calibration[f"{rows}x{cols}"] = _counts(
+            synthesize_array(small, mult, use_cache=use_cache, dsp=dsp)
+        )
     a = np.array([[1.0, r, c, r * c] for r, c in CALIBRATION])
     coefficients = {}
     for key in RESOURCES:
@@ -120,5 +125,6 @@ def characterize(cfg: ArrayConfig, mult: Any, *, use_cache: bool = True) -> Reso
         "out_w": cfg.out_w,
         "output_stage": cfg.output_stage,
         "fault_ports": cfg.faults,
+        "dsp": dsp,
     }
     return ResourceModel(variant, _counts(pe), coefficients, calibration, pe.yosys)  # type: ignore[arg-type]

@@ -242,8 +242,14 @@ def test_axc_compile_verify_and_their_mistakes(tmp_path, capsys) -> None:
     assert "/3/Conv" in text and "DIFFER" not in text
     mixed = tmp_path / "mixed.ax"
     mixed.write_text("quantize *\napproximate op(Conv) multiplier=drum(4)\n")
+    named = tmp_path / "named.ax"  # an exact annotation is exact too: still two multipliers
+    named.write_text(
+        "quantize *\napproximate op(Conv) multiplier=drum(4)\n"
+        "approximate op(Gemm) multiplier=exact\n"
+    )
     for args, message in (
         (["-d", str(mixed)], "one systolic array has one multiplier"),
+        (["-d", str(named)], "one systolic array has one multiplier"),
         (["-d", str(directives), "--option", "dataflow=xs"], "dataflow must be ws or os"),
         (["-d", str(directives), "--option", "rows=0"], "rows must lie in 1..256"),
     ):
