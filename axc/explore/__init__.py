@@ -237,6 +237,7 @@ def _summary(
             for v in search.space.variables
         },
         "front": [{**e.to_json(), "files": []} for e in front],
+        "points": [e.to_json() for e in search.evaluations],
         "run": {
             "workers": search.workers,
             "scheduler": search.scheduler,

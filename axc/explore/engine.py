@@ -305,6 +305,12 @@ class Search:
         return non_dominated(self.evaluations, self.objectives)
 
     def _nsga2(self) -> None:
+        try:
+            import pymoo  # noqa: F401
+        except ImportError:
+            raise UserError(
+                "NSGA-II needs pymoo: pip install 'axc[dse]' (or algorithm=exhaustive)"
+            ) from None
         from pymoo.algorithms.moo.nsga2 import NSGA2
         from pymoo.core.evaluator import Evaluator
         from pymoo.core.problem import Problem

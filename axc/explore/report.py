@@ -69,10 +69,14 @@ def plot_front(
     except ImportError:
         raise UserError("plots need matplotlib: pip install matplotlib") from None
     pairs = list(itertools.combinations(objectives, 2)) or [(objectives[0], objectives[0])]
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs), 4.0), squeeze=False)
+    cols = min(3, len(pairs))
+    lines = -(-len(pairs) // cols)
+    fig, axes = plt.subplots(lines, cols, figsize=(4.6 * cols, 4.0 * lines), squeeze=False)
+    for ax in axes.flat[len(pairs) :]:
+        ax.set_visible(False)
     feasible = [e for e in rows if e.feasible]
     on = {e.id for e in front}
-    for ax, (a, b) in zip(axes[0], pairs, strict=True):
+    for ax, (a, b) in zip(axes.flat, pairs, strict=False):
         rest = [e for e in feasible if e.id not in on]
         ax.scatter(
             [e.objectives[a] for e in rest],  # type: ignore[index]
@@ -84,7 +88,7 @@ def plot_front(
             [e.objectives[b] for e in front],  # type: ignore[index]
             s=28, c="#d62728", label="Pareto front", zorder=3,
         )  # fmt: skip
-        for e in front:
+        for e in front if len(front) <= 15 else []:  # labels only where they stay legible
             ax.annotate(str(e.id), (e.objectives[a], e.objectives[b]), fontsize=7,  # type: ignore[index]
                         xytext=(3, 3), textcoords="offset points")  # fmt: skip
         ax.set_xlabel(UNITS[a])
