@@ -149,7 +149,7 @@ def explore(
     def report(step: int, done: int, text: str) -> None:
         if bar is not None:
             bar.update(step)
-            bar.set_postfix_str(text[:60])
+            bar.set_postfix_str(text[:70])
 
     search = Search(
         spaces,

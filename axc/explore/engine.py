@@ -191,7 +191,8 @@ class Search:
             self._memo[p] = e
             self.evaluations.append(e)
             if self.progress:
-                self.progress(1, len(self.evaluations), self._describe(e))
+                step = "" if self.exhaustive() else f"gen {generation + 1}/{self.generations} "
+                self.progress(1, len(self.evaluations), step + self._describe(e))
         return [self._memo[p] for p in points]
 
     def _describe(self, e: Evaluation) -> str:

@@ -93,7 +93,9 @@ def evaluate_point(settings: Settings, texts: tuple[str, ...]) -> dict[str, Any]
 
 
 def array_request(graph: Any) -> dict[str, Any]:
-    """The array a compiled graph needs, and the products it runs on it."""
+    """The array a compiled graph needs, and the products it runs on it:
+    duplicated and triplicated layers are products of their own (redundancy
+    in time), a checksum adds a column."""
     from axc.backend import get_backend
     from axc.backends.systolic import SystolicOptions, array_config, layer_dims
     from axc.hw.gemm import linear_layers
@@ -102,7 +104,11 @@ def array_request(graph: Any) -> dict[str, Any]:
     layers = linear_layers(graph)
     cfg, mult = array_config(graph, SystolicOptions(), layers)
     target = graph.metadata.get("target") or {}
-    dims = [d[:3] for n in layers for d in layer_dims(graph, n)]
+    dims = []
+    for n in layers:
+        # ABFT (protect checksum) runs one more weight column per group: its column sums
+        extra = 1 if len(n.outputs) > 1 else 0
+        dims += [(rows, k, m + extra) for rows, k, m, _ in layer_dims(graph, n)]
     spec = ("exact", cfg.a_w - 1)  # exact multipliers take operands of bits + 1 bits
     if not getattr(mult, "is_exact", False):
         spec = next(

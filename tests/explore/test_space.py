@@ -117,3 +117,22 @@ def test_non_dominated_keeps_the_trade_offs() -> None:
         Evaluation(6, (6,), {}, None, reason="cannot build"),
     ]
     assert [e.id for e in non_dominated(rows, ("a", "b"))] == [0, 1, 3]
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "expect"),
+    [
+        ("range(bounds=profile(100))", [(1, 64, 32), (1, 32, 10)]),
+        ("checksum()", [(1, 64, 33), (1, 32, 11)]),
+        ("duplicate()", [(1, 64, 32), (1, 64, 32), (1, 32, 10), (1, 32, 10)]),
+    ],
+)
+def test_protection_changes_the_products_the_array_runs(mechanism: str, expect: list) -> None:  # type: ignore[type-arg]
+    from axc.explore.evaluate import array_request
+
+    graph = axc.load(MODEL)
+    text = f"quantize * weights=int8\nprotect op(Gemm) {mechanism}\ntarget systolic\n"
+    axc.apply(graph, text, model_path=str(MODEL))
+    request = array_request(graph)
+    assert request["dims"][:2] == [(64, 9, 8), (16, 72, 16)]  # the convolutions
+    assert request["dims"][2:] == expect
