@@ -31,6 +31,16 @@ LIGHT_MODELS = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def synthesis_cache(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One yosys and exploration cache for the whole run, away from the user's:
+    each array variant is characterized once. Tests of the cache itself set
+    their own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AXC_CACHE_DIR", str(tmp_path_factory.mktemp("axc-cache")))
+        yield
+
+
 @pytest.fixture
 def digits_model() -> Path:
     return DIGITS / "digits_cnn.onnx"

@@ -55,7 +55,6 @@ def test_every_tutorial_command_works(tmp_path: Path, monkeypatch, capsys) -> No
     work = tmp_path / "digits"
     shutil.copytree(DIGITS, work, ignore=shutil.ignore_patterns("*.py", "README.md"))
     monkeypatch.chdir(work)
-    monkeypatch.setenv("AXC_CACHE_DIR", str(tmp_path / "cache"))
     ran = 0
     for kind, name, body in blocks():
         if kind == "ax":

@@ -36,14 +36,6 @@ explore objectives=[accuracy, luts, latency] images=120 {
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def shared_cache(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """One synthesis cache for the module: each array variant is characterized once."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AXC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
 def write(tmp_path: Path, text: str, name: str = "e.ax") -> Path:
     path = tmp_path / name
     path.write_text(text)
