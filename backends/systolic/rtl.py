@@ -41,6 +41,7 @@ class ArrayConfig:
     multiplier: str  # the multiplier module's name
     faults: bool  # fault-injection ports in the PE registers
     output_stage: bool  # requantizer and range restriction at the output
+    range_unit: bool = True  # the output stage's range restriction (False: requantizer only)
 
 
 def _sub(template: str, values: dict[str, object], complete: bool = True) -> str:
@@ -288,17 +289,25 @@ _STAGE_PORTS = """    input  wire [@C@*31-1:0]          rq_mult,
     input  wire [@C@*6-1:0]           rq_shift,
     input  wire [31:0]            rq_zp,
     input  wire [31:0]            rq_qmin,
-    input  wire [31:0]            rq_qmax,
+    input  wire [31:0]            rq_qmax,@RANGE_PORTS@"""
+
+_RANGE_PORTS = """
     input  wire                   rr_en,
     input  wire                   rr_zero,
     input  wire [@C@*@OUT_W@-1:0]      rr_lo,
     input  wire [@C@*@OUT_W@-1:0]      rr_hi,"""
 
-_STAGE = """            wire [@OUT_W@-1:0] code, kept;
+_STAGE = """            wire [@OUT_W@-1:0] code;
             axc_requant #(.ACC_W(@ACC_W@), .OUT_W(@OUT_W@)) requant (
                 .acc(sum), .mult(rq_mult[c * 31 +: 31]), .shift(rq_shift[c * 6 +: 6]),
                 .zp(rq_zp), .qmin(rq_qmin), .qmax(rq_qmax), .q(code)
-            );
+            );@RANGE@"""
+
+_NO_RANGE = """
+            assign q_wdata[c * @OUT_W@ +: @OUT_W@] = code;"""
+
+_RANGE = """
+            wire [@OUT_W@-1:0] kept;
             axc_range #(.W(@OUT_W@), .SIGNED(@SIGNED@)) range (
                 .q(code), .lo(rr_lo[c * @OUT_W@ +: @OUT_W@]), .hi(rr_hi[c * @OUT_W@ +: @OUT_W@]),
                 .zero(rr_zero), .y(kept)
@@ -481,8 +490,10 @@ def top_verilog(cfg: ArrayConfig) -> str:
     body = body.replace("@ARRAY_FAULTS@", _ARRAY_FAULTS if cfg.faults else "")
     values["BODY"] = body
     if cfg.output_stage:
-        values["STAGE_PORTS"] = _STAGE_PORTS
-        values["STAGE"] = _STAGE
+        values["STAGE_PORTS"] = _STAGE_PORTS.replace(
+            "@RANGE_PORTS@", _RANGE_PORTS if cfg.range_unit else ""
+        )
+        values["STAGE"] = _STAGE.replace("@RANGE@", _RANGE if cfg.range_unit else _NO_RANGE)
     else:
         values["STAGE_PORTS"] = ""
         values["STAGE"] = _NO_STAGE
@@ -641,9 +652,11 @@ endmodule
 """
 
 _TB_STAGE = """        .rq_mult(mmem[mt]), .rq_shift(smem[mt]),
-        .rq_zp(zp), .rq_qmin(qmin), .rq_qmax(qmax),
-        .rr_en(rr_en), .rr_zero(rr_zero), .rr_lo(lomem[mt]), .rr_hi(himem[mt]),
+        .rq_zp(zp), .rq_qmin(qmin), .rq_qmax(qmax),@TB_RANGE@
 """
+
+_TB_RANGE = """
+        .rr_en(rr_en), .rr_zero(rr_zero), .rr_lo(lomem[mt]), .rr_hi(himem[mt]),"""
 
 _TB_FAULTS = """,
         .f_en(f_en), .f_kind(f_kind), .f_row(f_row), .f_col(f_col),
@@ -651,6 +664,7 @@ _TB_FAULTS = """,
 
 
 def testbench_verilog(cfg: ArrayConfig) -> str:
-    text = _TB.replace("@TB_STAGE@", _TB_STAGE if cfg.output_stage else "")
+    stage = _TB_STAGE.replace("@TB_RANGE@", _TB_RANGE if cfg.range_unit else "")
+    text = _TB.replace("@TB_STAGE@", stage if cfg.output_stage else "")
     text = text.replace("@TB_FAULTS@", _TB_FAULTS if cfg.faults else "")
     return _sub(text, _params(cfg))

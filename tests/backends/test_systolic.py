@@ -78,23 +78,27 @@ def test_every_layer_equals_the_simulator_bit_for_bit_and_cycle_for_cycle(
 
 
 @pytest.mark.parametrize(
-    ("rows", "cols", "dataflow", "faults", "stage", "spec"),
+    ("rows", "cols", "dataflow", "faults", "stage", "spec", "ranged"),
     [
-        (3, 5, "ws", True, True, "exact"),
-        (5, 3, "os", True, False, "trunc(4)"),
-        (1, 1, "ws", False, True, "mitchell"),
-        (2, 7, "os", False, True, "exact"),
+        (3, 5, "ws", True, True, "exact", True),
+        (5, 3, "os", True, False, "trunc(4)", True),
+        (1, 1, "ws", False, True, "mitchell", True),
+        (2, 7, "os", False, True, "exact", True),
+        (4, 4, "ws", False, True, "exact", False),
     ],
 )
 def test_generated_configurations_are_lint_clean(
-    tmp_path, rows, cols, dataflow, faults, stage, spec
+    tmp_path, rows, cols, dataflow, faults, stage, spec, ranged
 ) -> None:
     cfg, mult = systolic.standalone_config(rows, cols, dataflow, spec)
-    cfg = systolic.ArrayConfig(**{**cfg.__dict__, "faults": faults, "output_stage": stage})
+    cfg = dataclasses.replace(cfg, faults=faults, output_stage=stage, range_unit=ranged)
     systolic.write_rtl(cfg, mult, tmp_path)
     assert systolic.lint(tmp_path, cfg.top) == ""
     top = (tmp_path / "rtl" / f"{cfg.top}.v").read_text()
     assert ("f_xor" in top) == faults and ("axc_requant" in top) == stage
+    assert ("axc_range" in top) == (stage and ranged)
+    bench = next((tmp_path).glob("**/*tb*.v")).read_text()
+    assert (".rr_en(" in bench) == (stage and ranged)
 
 
 def test_partial_tiles_and_odd_arrays(tmp_path) -> None:
