@@ -1,0 +1,62 @@
+"""The case studies' --quick runs: their outputs exist, and their key figures
+are recomputed from the raw results and hold."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.tools, pytest.mark.slow]
+
+
+def study(name: str) -> ModuleType:
+    path = ROOT / "examples" / name / "run.py"
+    spec = importlib.util.spec_from_file_location(f"study_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quant_reliability_quick(tmp_path: Path) -> None:
+    out = tmp_path / "qr"
+    assert study("quant_reliability").main(["--quick", "--out", str(out), "--quiet"]) == 0
+    for stem in ("sdc1_vs_bits", "sdc1_per_layer", "sdc1_per_bit", "range_overhead"):
+        assert (out / f"{stem}.png").stat().st_size > 10_000
+        assert (out / f"{stem}.svg").is_file()
+    results = json.loads((out / "results.json").read_text())
+    summary = list(csv.DictReader((out / "summary.csv").open()))
+    assert [(int(r["bits"]), r["activations"]) for r in summary] == [
+        (4, "symmetric"),
+        (4, "asymmetric"),
+        (8, "symmetric"),
+        (8, "asymmetric"),
+    ]
+    for design, row in zip(results["designs"], summary, strict=True):
+        before = design["unprotected"]["total"]["sdc1"]
+        after = design["protected"]["total"]["sdc1"]
+        # the table is the raw counts' rate; SDC-1 is counted over faults x images
+        runs = results["faults"] * results["images"]
+        assert before["rate"] == pytest.approx(before["count"] / runs)
+        assert float(row["sdc1_pct"]) == pytest.approx(100 * before["rate"], abs=1e-3)
+        # per-layer counts add up to the total
+        layers = design["unprotected"]["per_layer"].values()
+        assert sum(e["sdc1"]["count"] for e in layers) == before["count"]
+        assert after["count"] <= before["count"]
+        hw = design["hw"]
+        assert hw["luts"] > hw["luts_without_range"] and hw["ff"] >= hw["ff_without_range"]
+        if design["scheme"] == "symmetric":  # clipping removes sign-bit flips: fewer SDCs
+            assert after["count"] < before["count"]
+            assert design["total"]["reduction"]["ci"][0] > 1.0
+    narrow = {d["scheme"]: d for d in results["designs"] if d["bits"] == 4}
+    wide = {d["scheme"]: d for d in results["designs"] if d["bits"] == 8}
+    for scheme in ("symmetric", "asymmetric"):  # what the README reads off the figure
+        lo = narrow[scheme]["unprotected"]["total"]["sdc1"]["ci"][0]
+        assert lo > wide[scheme]["unprotected"]["total"]["sdc1"]["ci"][1]
