@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 from pathlib import Path
 from types import ModuleType
 
@@ -60,3 +61,29 @@ def test_quant_reliability_quick(tmp_path: Path) -> None:
     for scheme in ("symmetric", "asymmetric"):  # what the README reads off the figure
         lo = narrow[scheme]["unprotected"]["total"]["sdc1"]["ci"][0]
         assert lo > wide[scheme]["unprotected"]["total"]["sdc1"]["ci"][1]
+
+
+def test_multi_model_accelerator_quick(tmp_path: Path) -> None:
+    out = tmp_path / "mm"
+    assert study("multi_model_accelerator").main(["--quick", "--out", str(out), "--quiet"]) == 0
+    assert (out / "shared_vs_best.png").stat().st_size > 10_000
+    assert (out / "shared_vs_best.svg").is_file() and (out / "comparison.md").is_file()
+    result = json.loads((out / "results.json").read_text())
+    summary = json.loads((out / "explore" / "explore.json").read_text())
+    points = [p for p in summary["points"] if p["feasible"]]
+    assert len(summary["models"]) == 3 and len(points) == summary["space_size"] == 4
+    # the chosen array minimizes the geometric mean of the three latencies
+    geo = {
+        p["metrics"]["hardware"]["array"]: math.prod(p["metrics"]["hardware"]["latency_us"])
+        ** (1 / 3)
+        for p in points
+    }
+    assert result["shared"]["array"] == min(geo, key=geo.__getitem__)
+    assert result["shared"]["geomean_latency_us"] == pytest.approx(min(geo.values()), rel=1e-3)
+    for row in result["models"]:  # each model's best array is at least as fast as the shared one
+        assert row["best_latency_us"] <= row["shared_latency_us"] and row["slowdown"] >= 1.0
+    # the front of latency against LUTs is non-empty and non-dominated
+    front = [(p["objectives"]["latency"], p["objectives"]["luts"]) for p in summary["front"]]
+    assert front
+    for a in front:
+        assert not any(b != a and b[0] <= a[0] and b[1] <= a[1] for b in front)

@@ -2,6 +2,7 @@
 
     pip install 'axc[train]'          # torch==2.13.0 (CPU) and scikit-learn
     python examples/digits/train.py   # writes digits_cnn.onnx, test.npz, calib.npz
+    python examples/digits/train.py --deep   # examples/digits_deep/digits_deep_cnn.onnx
 
 The 1,797 8x8 images (values 0..16, scaled to 0..1) are split 75/25,
 stratified, with a fixed seed. The network has two 3x3 conv layers with
@@ -36,23 +37,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument(
+        "--deep", action="store_true",
+        help="the deeper CNN of examples/digits_deep (four conv layers, wider)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    args.out = args.out or (HERE.parent / "digits_deep" if args.deep else HERE)
+    name = "digits_deep_cnn.onnx" if args.deep else "digits_cnn.onnx"
 
     torch.manual_seed(args.seed)
     x_train, x_test, y_train, y_test = data(args.seed)
-    model = nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # 8x8 -> 4x4
-        nn.Conv2d(8, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # 4x4 -> 2x2
-        nn.Flatten(),
-        nn.Linear(64, 32),
-        nn.ReLU(),
-        nn.Linear(32, 10),
-    )
+    if args.deep:
+        model = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 8x8 -> 4x4
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 4x4 -> 2x2
+            nn.Flatten(),
+            nn.Linear(128, 64),
+            nn.ReLU(),
+            nn.Linear(64, 10),
+        )
+    else:
+        model = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 8x8 -> 4x4
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 4x4 -> 2x2
+            nn.Flatten(),
+            nn.Linear(64, 32),
+            nn.ReLU(),
+            nn.Linear(32, 10),
+        )
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
     for epoch in range(args.epochs):
@@ -73,7 +98,7 @@ def main() -> None:
     print(f"held-out accuracy (torch): {accuracy:.4f} on {len(y_test)} images")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    onnx_path = args.out / "digits_cnn.onnx"
+    onnx_path = args.out / name
     torch.onnx.export(
         model,
         (torch.zeros(1, 1, 8, 8),),
