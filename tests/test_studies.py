@@ -12,6 +12,7 @@ from types import ModuleType
 
 import pytest
 
+from axc.hw.devices import device, utilization
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.tools, pytest.mark.slow]
@@ -68,20 +69,27 @@ def test_multi_model_accelerator_quick(tmp_path: Path) -> None:
     assert study("multi_model_accelerator").main(["--quick", "--out", str(out), "--quiet"]) == 0
     assert (out / "shared_vs_best.png").stat().st_size > 10_000
     assert (out / "shared_vs_best.svg").is_file() and (out / "comparison.md").is_file()
-    result = json.loads((out / "results.json").read_text())
+    results = json.loads((out / "results.json").read_text())
     summary = json.loads((out / "explore" / "explore.json").read_text())
-    points = [p for p in summary["points"] if p["feasible"]]
-    assert len(summary["models"]) == 3 and len(points) == summary["space_size"] == 4
-    # the chosen array minimizes the geometric mean of the three latencies
-    geo = {
-        p["metrics"]["hardware"]["array"]: math.prod(p["metrics"]["hardware"]["latency_us"])
-        ** (1 / 3)
-        for p in points
-    }
-    assert result["shared"]["array"] == min(geo, key=geo.__getitem__)
-    assert result["shared"]["geomean_latency_us"] == pytest.approx(min(geo.values()), rel=1e-3)
-    for row in result["models"]:  # each model's best array is at least as fast as the shared one
-        assert row["best_latency_us"] <= row["shared_latency_us"] and row["slowdown"] >= 1.0
+    assert len(summary["models"]) == 3 and summary["evaluations"] == summary["space_size"] == 4
+    assert [r["device"] for r in results] == ["xc7z010", "xc7z020"]
+    for result in results:
+        part = device(result["device"])
+        fitting = [
+            p for p in summary["points"] if utilization(p["metrics"]["hardware"], part)["fits"]
+        ]
+        assert len(fitting) == result["fitting"] >= 1
+        # the chosen array minimizes the geometric mean of the three latencies
+        geo = {
+            p["metrics"]["hardware"]["array"]: math.prod(p["metrics"]["hardware"]["latency_us"])
+            ** (1 / 3)
+            for p in fitting
+        }
+        assert result["shared"]["array"] == min(geo, key=geo.__getitem__)
+        assert result["shared"]["geomean_latency_us"] == pytest.approx(min(geo.values()), rel=1e-3)
+        for row in result["models"]:  # a model's own best is at least as fast as the shared
+            assert row["best_latency_us"] <= row["shared_latency_us"] and row["slowdown"] >= 1.0
+    assert results[0]["fitting"] < results[1]["fitting"]  # the xc7z010 has 80 DSPs, not 220
     # the front of latency against LUTs is non-empty and non-dominated
     front = [(p["objectives"]["latency"], p["objectives"]["luts"]) for p in summary["front"]]
     assert front

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+#: the budgets compared: a small Zynq (80 DSPs) and the common one (220)
+PARTS = ("xc7z010", "xc7z020")
 EXAMPLES = HERE.parent
 
 
@@ -74,35 +76,46 @@ def directives(rows: list[int], dataflows: list[str], images: int) -> tuple[str,
     return base + block, base
 
 
-def analyse(summary: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    points = [p for p in summary["points"] if p["feasible"]]
+def fits(point: dict[str, Any], part: str) -> bool:
+    from axc.hw.devices import device, utilization
+
+    hw = point["metrics"].get("hardware")
+    return bool(hw) and bool(utilization(hw, device(part))["fits"])
+
+
+def analyse(summary: dict[str, Any], names: list[str], part: str) -> dict[str, Any]:
+    """The shared array (least geometric-mean latency) and each model's own
+    best, among the arrays that fit ``part``."""
+    points = [p for p in summary["points"] if p["objectives"] and fits(p, part)]
     if not points:
-        raise SystemExit("no array fits the device")
+        raise SystemExit(f"no array fits {part}")
 
     def config(p: dict[str, Any]) -> str:
-        return p["metrics"]["hardware"]["array"]
+        return str(p["metrics"]["hardware"]["array"])
+
+    def latency(p: dict[str, Any], i: int) -> float:
+        return float(p["metrics"]["hardware"]["latency_us"][i])
 
     shared = min(points, key=lambda p: p["objectives"]["latency"])
     rows = []
     for i, name in enumerate(names):
-        own = min(points, key=lambda p: p["metrics"]["hardware"]["latency_us"][i])
-        on_shared = shared["metrics"]["hardware"]["latency_us"][i]
-        best = own["metrics"]["hardware"]["latency_us"][i]
+        own = min(points, key=lambda p: latency(p, i))
         rows.append(
             {
+                "device": part,
                 "model": name,
                 "best_array": config(own),
-                "best_latency_us": round(best, 3),
+                "best_latency_us": round(latency(own, i), 3),
                 "best_luts": own["metrics"]["hardware"]["luts"],
+                "best_dsp": own["metrics"]["hardware"]["dsp"],
                 "shared_array": config(shared),
-                "shared_latency_us": round(on_shared, 3),
-                "slowdown": round(on_shared / best, 3),
+                "shared_latency_us": round(latency(shared, i), 3),
+                "slowdown": round(latency(shared, i) / latency(own, i), 3),
             }
         )
-    per_model_best = [
-        min(p["metrics"]["hardware"]["latency_us"][i] for p in points) for i in range(len(names))
-    ]
+    best = [min(latency(p, i) for p in points) for i in range(len(names))]
     return {
+        "device": part,
         "shared": {
             "array": config(shared),
             "geomean_latency_us": round(shared["objectives"]["latency"], 3),
@@ -111,87 +124,91 @@ def analyse(summary: dict[str, Any], names: list[str]) -> dict[str, Any]:
             "values": shared["values"],
         },
         "geomean_of_per_model_best_us": round(
-            math.exp(sum(math.log(v) for v in per_model_best) / len(per_model_best)), 3
+            math.exp(sum(math.log(v) for v in best) / len(best)), 3
         ),
         "models": rows,
-        "feasible": len(points),
+        "fitting": len(points),
         "evaluated": summary["evaluations"],
     }
 
 
-def write(result: dict[str, Any], summary: dict[str, Any], names: list[str], out: Path) -> None:
+def write(results: list[dict[str, Any]], summary: dict[str, Any], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = result["models"]
+    rows = [r for result in results for r in result["models"]]
     with (out / "comparison.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     lines = [
-        "| model | best array alone | latency | shared array | latency | slowdown |",
-        "| --- | --- | ---: | --- | ---: | ---: |",
+        "| device | model | best array alone | latency | shared array | latency | slowdown |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['best_array']} ({r['best_luts']} LUT) | "
-            f"{r['best_latency_us']:.2f} µs | {r['shared_array']} | "
+            f"| {r['device']} | {r['model']} | {r['best_array']} ({r['best_luts']} LUT, "
+            f"{r['best_dsp']} DSP) | {r['best_latency_us']:.2f} µs | {r['shared_array']} | "
             f"{r['shared_latency_us']:.2f} µs | {r['slowdown']:.2f}x |"
         )
     (out / "comparison.md").write_text("\n".join(lines) + "\n")
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    x = np.arange(len(rows))
-    left.bar(x - 0.2, [r["best_latency_us"] for r in rows], 0.4, label="best array for the model")
-    left.bar(
-        x + 0.2,
-        [r["shared_latency_us"] for r in rows],
-        0.4,
-        label=f"shared array ({result['shared']['array']})",
-    )
-    left.set_xticks(x, [f"{r['model']}\n(alone: {r['best_array']})" for r in rows], fontsize=8)
-    left.set_yscale("log")
-    left.set_ylabel("latency per image (µs, 200 MHz)")
-    left.set_title("each model: its own best array against the shared one", fontsize=9)
-    left.grid(alpha=0.3, axis="y")
-    left.legend(fontsize=8)
-    feasible = [p for p in summary["points"] if p["feasible"]]
-    over = [p for p in summary["points"] if not p["feasible"] and p["objectives"]]
-    for group, color, label in (
-        (feasible, "#1f77b4", "fits xc7z020"),
-        (over, "#bbbbbb", "over the budget"),
-    ):
-        right.scatter(
-            [p["metrics"]["hardware"]["luts"] for p in group],
-            [p["objectives"]["latency"] for p in group],
-            c=color,
-            s=18,
-            label=label,
+    fig, axes = plt.subplots(1, len(results) + 1, figsize=(5.2 * (len(results) + 1), 4.4))
+    for ax, result in zip(axes, results, strict=False):
+        models = result["models"]
+        x = np.arange(len(models))
+        ax.bar(
+            x - 0.2,
+            [r["best_latency_us"] for r in models],
+            0.4,
+            label="best array for the model alone",
         )
-    chosen = result["shared"]
+        ax.bar(
+            x + 0.2,
+            [r["shared_latency_us"] for r in models],
+            0.4,
+            label=f"shared array ({result['shared']['array']})",
+        )
+        ax.set_xticks(x, [f"{r['model']}\nalone: {r['best_array']}" for r in models], fontsize=7)
+        ax.set_yscale("log")
+        ax.set_ylabel("latency per image (µs at 200 MHz)")
+        ax.set_title(f"arrays that fit the {result['device']}", fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7, loc="upper left")
+    right = axes[-1]
+    priced = [p for p in summary["points"] if p["objectives"]]
     right.scatter(
-        [chosen["luts"]],
-        [chosen["geomean_latency_us"]],
-        marker="*",
-        s=180,
-        c="#d62728",
-        label=f"chosen: {chosen['array']}",
-        zorder=3,
+        [p["metrics"]["hardware"]["luts"] for p in priced],
+        [p["objectives"]["latency"] for p in priced],
+        c="#bbbbbb",
+        s=16,
+        label="every array shape and dataflow",
     )
+    for result, color in zip(results, ("#2ca02c", "#d62728"), strict=False):
+        chosen = result["shared"]
+        right.scatter(
+            [chosen["luts"]],
+            [chosen["geomean_latency_us"]],
+            marker="*",
+            s=200,
+            c=color,
+            zorder=3,
+            label=f"chosen for the {result['device']}: {chosen['array']}",
+        )
     right.set_xscale("log")
     right.set_yscale("log")
     right.set_xlabel("LUTs (resource model)")
-    right.set_ylabel("geometric mean latency of the models (µs)")
-    right.set_title("every array shape and dataflow", fontsize=9)
+    right.set_ylabel("geometric mean latency of the three models (µs)")
+    right.set_title("the shared choice", fontsize=9)
     right.grid(alpha=0.3)
-    right.legend(fontsize=8)
+    right.legend(fontsize=7)
     fig.tight_layout()
     for ext in ("png", "svg"):
         fig.savefig(out / f"shared_vs_best.{ext}", dpi=120)
     plt.close(fig)
-    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,11 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.quiet,
         force=True,
     )
-    result = analyse(summary, names)
-    write(result, summary, names, out)
+    results = [analyse(summary, names, part) for part in PARTS]
+    write(results, summary, out)
     if not args.quiet:
         print((out / "comparison.md").read_text())
-        print(json.dumps(result["shared"], indent=1))
     return 0
 
 
