@@ -707,7 +707,8 @@ def synth(
             raise UserError("a model needs its directives to say what the array computes")
         graph = load(model)
         apply(graph, directives, model_path=str(model))
-        jobs.append(module.array_config(graph, make_options(systolic, list(options))))
+        parts = module.array_parts(graph, make_options(systolic, list(options)))
+        jobs += [(part.config, part.multiplier) for part in parts]  # one per multiplier
     else:
         if not arrays:
             raise UserError("give a model, or the arrays to synthesize (--arrays 4x4,8x8)")

@@ -31,6 +31,9 @@ __all__ = ["Evaluation", "Search", "non_dominated"]
 
 INFEASIBLE = 1e12
 
+#: what a priced record means (one array per multiplier since 2): part of the cache key
+PRICING = "2"
+
 
 @dataclass
 class Evaluation:
@@ -139,7 +142,7 @@ class Search:
         from axc import __version__
 
         s = self.settings
-        parts = [__version__, *map(_digest_file, s.models), *map(_digest_file, s.data)]
+        parts = [__version__, PRICING, *map(_digest_file, s.models), *map(_digest_file, s.data)]
         parts.append(json.dumps([s.objectives, s.images, s.faults, s.fault_images, s.seed]))
         parts.append(str(self.device))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -93,33 +93,30 @@ def evaluate_point(settings: Settings, texts: tuple[str, ...]) -> dict[str, Any]
 
 
 def array_request(graph: Any) -> dict[str, Any]:
-    """The array a compiled graph needs, and the products it runs on it:
-    duplicated and triplicated layers are products of their own (redundancy
-    in time), a checksum adds a column."""
+    """The arrays a compiled graph needs (one per multiplier), and the
+    products each runs: duplicated and triplicated layers are products of
+    their own (redundancy in time), a checksum adds a column."""
     from axc.backend import get_backend
-    from axc.backends.systolic import SystolicOptions, array_config, layer_dims
-    from axc.hw.gemm import linear_layers
+    from axc.backends.systolic import SystolicOptions, array_parts, layer_dims
 
     get_backend("systolic")
-    layers = linear_layers(graph)
-    cfg, mult = array_config(graph, SystolicOptions(), layers)
     target = graph.metadata.get("target") or {}
-    dims = []
-    for n in layers:
-        # ABFT (protect checksum) runs one more weight column per group: its column sums
-        extra = 1 if len(n.outputs) > 1 else 0
-        dims += [(rows, k, m + extra) for rows, k, m, _ in layer_dims(graph, n)]
-    spec = ("exact", cfg.a_w - 1)  # exact multipliers take operands of bits + 1 bits
-    if not getattr(mult, "is_exact", False):
-        spec = next(
-            (str(n.annotations["multiplier"]), int(n.annotations.get("multiplier_bits", 8)))
-            for n in layers
-            if n.annotations.get("multiplier") not in (None, "exact")
-        )
+    arrays = []
+    for part in array_parts(graph, SystolicOptions()):
+        dims = []
+        for n in part.layers:
+            # ABFT (protect checksum) runs one more weight column per group: its column sums
+            extra = 1 if len(n.outputs) > 1 else 0
+            dims += [(rows, k, m + extra) for rows, k, m, _ in layer_dims(graph, n)]
+        mult = part.multiplier
+        spec = ("exact", part.config.a_w - 1)  # exact multipliers take operands of bits + 1 bits
+        if not getattr(mult, "is_exact", False):
+            n = part.layers[0]
+            spec = (str(n.annotations["multiplier"]), int(n.annotations.get("multiplier_bits", 8)))
+        # (spec, bits): the multiplier itself is a megabyte of tables
+        arrays.append({"config": part.config, "multiplier": spec, "dims": dims})
     return {
-        "config": cfg,
-        "multiplier": spec,  # (spec, bits): the multiplier itself is a megabyte of tables
-        "dims": dims,
+        "arrays": arrays,
         "clock_mhz": float(target.get("clock_mhz", 200.0)),
         "device": target.get("device"),
     }
@@ -176,41 +173,58 @@ class Pricer:
         return exact_multiplier(bits) if spec == "exact" else resolve(spec, bits)
 
     def price(self, requests: list[dict[str, Any]]) -> dict[str, Any]:
-        """One array that runs every model's layers (widths: the widest)."""
+        """The design's arrays, one per multiplier, shared by every model (each
+        array as wide as the widest use of it): their resources add up, and a
+        model's latency is the sum of its layers' cycles on their arrays."""
         import dataclasses
 
         from axc.hw.devices import device, utilization
         from axc.hw.systolic import ArrayShape, gemm_cycles
 
-        cfgs = [r["config"] for r in requests]
-        mults = {r["config"].multiplier for r in requests}
-        if len(mults) > 1:
-            raise UserError(f"the models need different multipliers ({', '.join(sorted(mults))})")
-        widest = max(cfgs, key=lambda c: (c.a_w, c.acc_w, c.out_w))
-        mult = self._multiplier(*next(r["multiplier"] for r in requests if r["config"] is widest))
-        cfg = dataclasses.replace(
-            widest,
-            acc_w=max(c.acc_w for c in cfgs),
-            out_w=max(c.out_w for c in cfgs),
-            out_signed=all(c.out_signed for c in cfgs),
-        )
-        shape = ArrayShape(cfg.rows, cfg.cols, cfg.dataflow)
-        resources = self._model(cfg, mult, True).predict(cfg.rows, cfg.cols)
+        uses: dict[str, list[dict[str, Any]]] = {}
+        for r in requests:
+            for a in r["arrays"]:
+                uses.setdefault(a["config"].multiplier, []).append(a)
+        shapes = {(a["config"].rows, a["config"].cols, a["config"].dataflow)
+                  for group in uses.values() for a in group}  # fmt: skip
+        if len(shapes) > 1:
+            raise UserError("the models ask for arrays of different shapes")
+        rows, cols, dataflow = next(iter(shapes))
+        shape = ArrayShape(rows, cols, dataflow)
+        total: dict[str, Any] = {}
+        area = 0
+        names = []
+        for group in uses.values():
+            cfgs = [a["config"] for a in group]
+            widest = max(cfgs, key=lambda c: (c.a_w, c.acc_w, c.out_w))
+            mult = self._multiplier(*next(a["multiplier"] for a in group if a["config"] is widest))
+            cfg = dataclasses.replace(
+                widest,
+                acc_w=max(c.acc_w for c in cfgs),
+                out_w=max(c.out_w for c in cfgs),
+                out_signed=all(c.out_signed for c in cfgs),
+            )
+            names.append(mult.identifier())
+            for key, value in self._model(cfg, mult, True).predict(rows, cols).items():
+                total[key] = total.get(key, 0) + value
+            if self.area:
+                area += self._model(cfg, mult, False).predict(rows, cols)["luts"]
         out: dict[str, Any] = {
-            "array": f"{cfg.rows}x{cfg.cols} {cfg.dataflow}",
-            "multiplier": mult.identifier(),
-            **resources,
+            "array": f"{rows}x{cols} {dataflow}",
+            "arrays": len(uses),
+            "multiplier": ", ".join(names),
+            **total,
         }
         if self.area:
-            out["area"] = self._model(cfg, mult, False).predict(cfg.rows, cfg.cols)["luts"]
+            out["area"] = area
         latencies = []
         for r in requests:
-            cycles = sum(gemm_cycles(shape, n, k, m) for n, k, m in r["dims"])
+            cycles = sum(gemm_cycles(shape, *dims) for a in r["arrays"] for dims in a["dims"])
             latencies.append(cycles / r["clock_mhz"])
         out["latency_us"] = latencies
-        # several models share the array: their latencies' geometric mean
+        # several models share the arrays: their latencies' geometric mean
         out["latency"] = math.exp(sum(math.log(v) for v in latencies) / len(latencies))
         part = next((r["device"] for r in requests if r["device"]), None)
         if part is not None:
-            out["utilization"] = utilization(resources, device(part))
+            out["utilization"] = utilization(total, device(part))
         return out

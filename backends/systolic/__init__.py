@@ -12,6 +12,13 @@ Layout of what it writes (``outdir``)::
     synth.ys               yosys synth_xilinx script
     layers.json            each layer's products, tiles and cycles (axc.hw.systolic)
 
+A design whose layers use different multipliers gets one array per
+multiplier (a heterogeneous accelerator, as in layer-wise approximation):
+every array has the same rows, columns and dataflow, each layer runs on the
+array of its multiplier, and the arrays are named ``<top>_a0``, ``<top>_a1``,
+... in the order their first layers appear. One multiplier: one array,
+named ``<top>``.
+
 Module names come from ``--option top=...`` (sanitized), never from layer
 names; layer names appear only in layers.json, as data.
 """
@@ -36,7 +43,14 @@ from axc.ir import Graph
 
 from .rtl import ArrayConfig, array_verilog, testbench_verilog, top_verilog
 
-__all__ = ["SystolicBackend", "SystolicOptions", "array_config", "run_product"]
+__all__ = [
+    "ArrayPart",
+    "SystolicBackend",
+    "SystolicOptions",
+    "array_config",
+    "array_parts",
+    "run_product",
+]
 
 CELLS = ("axc_pe_ws.v", "axc_pe_os.v", "axc_requant.v", "axc_range.v")
 
@@ -73,43 +87,72 @@ def identifier(text: str) -> str:
     return safe if safe.startswith("axc") else f"axc_{safe}"
 
 
-def _multiplier(graph: Graph, layers: list[Any], bits: int) -> Any:
-    from axc.arith.multipliers import exact_multiplier, resolve
+def _multiplier_key(node: Any) -> tuple[str, int] | None:
+    """(spec, bits) of a layer's approximate multiplier; None for the exact product
+    (no annotation, or an exact one)."""
+    from axc.arith.multipliers import resolve
 
-    specs = {
-        (str(n.annotations.get("multiplier")), int(n.annotations.get("multiplier_bits", 8)))
-        for n in layers
-        if n.annotations.get("multiplier")
-    }
-    chosen = {(s, b) for s, b in specs if not resolve(s, b).is_exact}
-    plain = [  # layers with the exact product (no annotation, or an exact one)
-        n.name
-        for n in layers
-        if not n.annotations.get("multiplier")
-        or resolve(
-            str(n.annotations["multiplier"]), int(n.annotations.get("multiplier_bits", 8))
-        ).is_exact
-    ]
-    if len(chosen) > 1 or (chosen and plain):
-        names = sorted(s for s, _ in chosen) + (["exact"] if plain else [])
-        raise UserError(
-            "one systolic array has one multiplier, but the layers use "
-            f"{', '.join(names)}; give every conv and GEMM layer the same multiplier "
-            "(one array per multiplier in one design is not built yet)"
-        )
-    if chosen:
-        spec, mbits = next(iter(chosen))
-        return resolve(spec, mbits)
-    return exact_multiplier(bits)
+    spec = node.annotations.get("multiplier")
+    if not spec:
+        return None
+    bits = int(node.annotations.get("multiplier_bits", 8))
+    return None if resolve(str(spec), bits).is_exact else (str(spec), bits)
+
+
+@dataclass(frozen=True)
+class ArrayPart:
+    """One array of a design and the layers that run on it."""
+
+    config: ArrayConfig
+    multiplier: Any
+    layers: tuple[Any, ...]
+
+
+def array_parts(
+    graph: Graph, options: SystolicOptions, layers: list[Any] | None = None
+) -> list[ArrayPart]:
+    """The arrays of ``graph``'s design: one per multiplier its conv and GEMM
+    layers use (the exact product counts as one), in the order of their
+    first layers, each sized for its own layers' widths."""
+    layers = linear_layers(graph) if layers is None else layers
+    if not layers:
+        raise UserError("the systolic backend lowers QConv and QGemm layers; the graph has none")
+    groups: dict[tuple[str, int] | None, list[Any]] = {}
+    for n in layers:
+        groups.setdefault(_multiplier_key(n), []).append(n)
+    top = identifier(options.top)
+    parts = []
+    for index, (key, members) in enumerate(groups.items()):
+        name = top if len(groups) == 1 else f"{top}_a{index}"
+        cfg, mult = _array(graph, options, members, key, name)
+        parts.append(ArrayPart(cfg, mult, tuple(members)))
+    return parts
 
 
 def array_config(
     graph: Graph, options: SystolicOptions, layers: list[Any] | None = None
 ) -> tuple[ArrayConfig, Any]:
-    """The array's configuration for ``graph``'s conv and GEMM layers, and its multiplier."""
-    layers = linear_layers(graph) if layers is None else layers
-    if not layers:
-        raise UserError("the systolic backend lowers QConv and QGemm layers; the graph has none")
+    """The array's configuration for ``graph``'s conv and GEMM layers, and its
+    multiplier, where they all use one multiplier (else :func:`array_parts`)."""
+    parts = array_parts(graph, options, layers)
+    if len(parts) > 1:
+        names = ", ".join(p.multiplier.identifier() for p in parts)
+        raise UserError(
+            f"the layers use {len(parts)} multipliers ({names}): the design has one "
+            "array per multiplier, and this step takes one array"
+        )
+    return parts[0].config, parts[0].multiplier
+
+
+def _array(
+    graph: Graph,
+    options: SystolicOptions,
+    layers: list[Any],
+    key: tuple[str, int] | None,
+    top: str,
+) -> tuple[ArrayConfig, Any]:
+    from axc.arith.multipliers import exact_multiplier, resolve
+
     target = graph.metadata.get("target") or {}
     if target.get("backend") != "systolic":
         target = {}
@@ -138,45 +181,60 @@ def array_config(
         out_signed = out_signed and out.signed
     if acc > 48:
         raise UserError(f"accumulators of {acc} bits: the array builds at most 48")
-    mult = _multiplier(graph, layers, bits)
+    mult = exact_multiplier(bits) if key is None else resolve(*key)
     cfg = _config(
-        identifier(options.top), rows, cols, dataflow, mult, acc, out_bits, out_signed,
+        top, rows, cols, dataflow, mult, acc, out_bits, out_signed,
         options.fault_ports, options.output_stage,
     )  # fmt: skip
     return cfg, mult
 
 
 def write_rtl(cfg: ArrayConfig, mult: Any, outdir: Path) -> list[Path]:
+    """The project of one array (see :func:`write_project`)."""
+    return write_project([(cfg, mult)], outdir)
+
+
+def write_project(arrays: list[tuple[ArrayConfig, Any]], outdir: Path) -> list[Path]:
+    """RTL, test benches, file list and synthesis script of a design's arrays."""
     from importlib.resources import files as resources
 
     rtl = outdir / "rtl"
     rtl.mkdir(parents=True, exist_ok=True)
     (outdir / "tb").mkdir(exist_ok=True)
     cells = resources("axc.runtime") / "rtl"
-    written = []
-    for cell in CELLS:
-        if cell.startswith(f"axc_pe_{'os' if cfg.dataflow == 'ws' else 'ws'}"):
-            continue
-        if not cfg.output_stage and cell in ("axc_requant.v", "axc_range.v"):
-            continue
-        (rtl / cell).write_text((cells / cell).read_text())
-        written.append(rtl / cell)
-    for name, text in (
-        (f"{mult.identifier()}.v", mult.verilog()),
-        (f"{cfg.top}_array.v", array_verilog(cfg)),
-        (f"{cfg.top}.v", top_verilog(cfg)),
-    ):
-        (rtl / name).write_text(text)
-        written.append(rtl / name)
-    (outdir / "tb" / f"{cfg.top}_tb.v").write_text(testbench_verilog(cfg))
+    written: list[Path] = []
+    benches = []
+
+    def put(name: str, text: str) -> None:
+        path = rtl / name
+        if path not in written:
+            path.write_text(text)
+            written.append(path)
+
+    for cfg, mult in arrays:
+        for cell in CELLS:
+            if cell.startswith(f"axc_pe_{'os' if cfg.dataflow == 'ws' else 'ws'}"):
+                continue
+            if not cfg.output_stage and cell in ("axc_requant.v", "axc_range.v"):
+                continue
+            put(cell, (cells / cell).read_text())
+        put(f"{mult.identifier()}.v", mult.verilog())
+        put(f"{cfg.top}_array.v", array_verilog(cfg))
+        put(f"{cfg.top}.v", top_verilog(cfg))
+        bench = outdir / "tb" / f"{cfg.top}_tb.v"
+        bench.write_text(testbench_verilog(cfg))
+        benches.append(bench)
     filelist = outdir / "files.f"
     filelist.write_text("".join(f"rtl/{p.name}\n" for p in written))
     synth = outdir / "synth.ys"
+    reads = "".join(f"read_verilog rtl/{p.name}\n" for p in written)
+    # one synthesis per array (each a top of its own), its statistics after it
     synth.write_text(
-        "".join(f"read_verilog rtl/{p.name}\n" for p in written)
-        + f"synth_xilinx -flatten -top {cfg.top}\nstat\n"
+        "design -reset\n".join(
+            f"{reads}synth_xilinx -flatten -top {cfg.top}\nstat\n" for cfg, _ in arrays
+        )
     )
-    return [*written, outdir / "tb" / f"{cfg.top}_tb.v", filelist, synth]
+    return [*written, *benches, filelist, synth]
 
 
 class SystolicBackend(Backend):
@@ -191,9 +249,9 @@ class SystolicBackend(Backend):
         return verify_layers(graph, options, x, work, project)
 
     def lower(self, graph: Graph, options: SystolicOptions, outdir: Path) -> Artifacts:
-        layers = linear_layers(graph)
-        cfg, mult = array_config(graph, options, layers)
-        files = write_rtl(cfg, mult, outdir)
+        parts = array_parts(graph, options)
+        files = write_project([(p.config, p.multiplier) for p in parts], outdir)
+        cfg = parts[0].config
         shape = ArrayShape(cfg.rows, cfg.cols, cfg.dataflow)
         target = graph.metadata.get("target") or {}
         clock = (
@@ -202,7 +260,8 @@ class SystolicBackend(Backend):
         plan = []
         total = 0
         macs = 0
-        for n in layers:
+        on = {n.name: p.config.top for p in parts for n in p.layers}
+        for n in linear_layers(graph):
             for n_rows, k, m, group in layer_dims(graph, n):
                 cost = gemm_cost(shape, n_rows, k, m)
                 total += cost.cycles
@@ -210,6 +269,7 @@ class SystolicBackend(Backend):
                 plan.append(
                     {
                         "layer": n.name,
+                        "array": on[n.name],
                         "group": group,
                         "n_per_image": n_rows,
                         "k": k,
@@ -218,22 +278,31 @@ class SystolicBackend(Backend):
                         **cost.to_json(shape, clock),
                     }
                 )
-        config = dataclasses.asdict(cfg)
+        configs = [dataclasses.asdict(p.config) for p in parts]
         (outdir / "layers.json").write_text(
-            json.dumps({"array": config, "clock_mhz": clock, "layers": plan}, indent=1) + "\n"
+            json.dumps(
+                # "array": the first (with one multiplier, the only) array
+                {"array": configs[0], "arrays": configs, "clock_mhz": clock, "layers": plan},
+                indent=1,
+            )
+            + "\n"
         )
         files.append(outdir / "layers.json")
+        names = [p.multiplier.name if not p.multiplier.params else p.multiplier.identifier()
+                 for p in parts]  # fmt: skip
         return Artifacts(
             outdir,
             files,
             {
-                "top": cfg.top,
-                "array": f"{cfg.rows}x{cfg.cols} {cfg.dataflow}",
-                "multiplier": mult.name if not mult.params else mult.identifier(),
-                "layers": len(layers),
+                "top": ", ".join(p.config.top for p in parts),
+                "array": f"{cfg.rows}x{cfg.cols} {cfg.dataflow}"
+                + (f" (x{len(parts)}, one per multiplier)" if len(parts) > 1 else ""),
+                "multiplier": ", ".join(names),
+                "layers": len(on),
                 "cycles_per_image": total,
                 "latency_us_per_image": round(total / clock, 3),
-                "utilization": round(macs / max(1, total * cfg.rows * cfg.cols), 4),
+                # every array idles while another one runs its layers
+                "utilization": round(macs / max(1, total * cfg.rows * cfg.cols * len(parts)), 4),
             },
         )
 
@@ -481,14 +550,16 @@ def verify_layers(
     from axc.sim.int_kernels import accumulate
 
     layers = linear_layers(graph)
-    cfg, mult = array_config(graph, options, layers)
+    parts = array_parts(graph, options, layers)
     if project is None:
         project = work / "project"
         project.mkdir(parents=True, exist_ok=True)
-        write_rtl(cfg, mult, project)
+        write_project([(p.config, p.multiplier) for p in parts], project)
+    on = {n.name: p.config for p in parts for n in p.layers}
+    cfg = parts[0].config
     executor = Executor(graph)
     values: dict[str, np.ndarray] = {}
-    guards = {n.name: _range_after(graph, n) if cfg.output_stage else None for n in layers}
+    guards = {n.name: _range_after(graph, n) if options.output_stage else None for n in layers}
     wanted = {t for n in layers for t in (n.inputs[0], n.outputs[0])}
     wanted |= {g.outputs[0] for g in guards.values() if g is not None}
     executor.run(
@@ -498,6 +569,7 @@ def verify_layers(
     shape = ArrayShape(cfg.rows, cfg.cols, cfg.dataflow)
     report = []
     for index, node in enumerate(linear_layers(graph)):
+        cfg = on[node.name]
         step = executor.order.index(node)
         plan = executor.plan(step)
         args = [values[node.inputs[0]]] + [
@@ -550,6 +622,7 @@ def verify_layers(
         report.append(
             {
                 "layer": node.name,
+                "array": cfg.top,
                 "op": node.op,
                 "range_restriction": guard is not None,
                 "accumulators_equal": same_acc,
@@ -563,7 +636,8 @@ def verify_layers(
     return {
         "backend": "systolic",
         "array": f"{cfg.rows}x{cfg.cols} {cfg.dataflow}",
-        "multiplier": mult.identifier(),
+        "multiplier": ", ".join(p.multiplier.identifier() for p in parts),
+        "arrays": len(parts),
         "images": int(x.shape[0]),
         "layers": report,
         "bit_exact": all(r["accumulators_equal"] and r["outputs_equal"] for r in report),

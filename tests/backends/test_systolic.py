@@ -101,6 +101,50 @@ def test_generated_configurations_are_lint_clean(
     assert (".rr_en(" in bench) == (stage and ranged)
 
 
+def test_one_array_per_multiplier(tmp_path, capsys) -> None:
+    """Layers with different multipliers run on arrays of their own; an exact
+    annotation is the exact product, so it shares the unannotated layers' array."""
+    directives = tmp_path / "mixed.ax"
+    directives.write_text(
+        "quantize *\ntarget systolic rows=4 cols=4 dataflow=os\n"
+        'approximate "/0/Conv" multiplier=drum(4)\n'
+        'approximate "/3/Conv" multiplier=exact\n'
+        "approximate op(Gemm) multiplier=trunc(4)\n"
+    )
+    out = tmp_path / "build"
+    assert main(["compile", str(MODEL), "-d", str(directives), "-o", str(out), "--quiet"]) == 0
+    plan = json.loads((out / "systolic" / "layers.json").read_text())
+    tops = [a["top"] for a in plan["arrays"]]
+    assert tops == ["axc_systolic_a0", "axc_systolic_a1", "axc_systolic_a2"]
+    assert [a["multiplier"] for a in plan["arrays"]] == [
+        resolve("drum(4)", 8).identifier(),
+        exact_multiplier(8).identifier(),
+        resolve("trunc(4)", 8).identifier(),
+    ]
+    assert [layer["array"] for layer in plan["layers"]] == [tops[0], tops[1], tops[2], tops[2]]
+    graph = compiled(directives.read_text())
+    shape = ArrayShape(4, 4, "os")  # the layers run one after another
+    assert sum(layer["cycles_per_image"] for layer in plan["layers"]) == sum(
+        gemm_cycles(shape, n, k, m)
+        for node in graph.nodes.values()
+        if node.op in ("QConv", "QGemm")
+        for n, k, m, _ in systolic.layer_dims(graph, node)
+    )
+    script = (out / "systolic" / "synth.ys").read_text()
+    assert [line.split()[-1] for line in script.splitlines() if "synth_xilinx" in line] == tops
+    for top in tops:
+        assert systolic.lint(out / "systolic", top) == ""
+    data = str(DIGITS / "test.npz")
+    code = main(["verify", str(MODEL), "-d", str(directives), "--data", data,
+                 "--images", "2", "--backend", "systolic", "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    assert report["arrays"] == 3 and report["bit_exact"] and report["cycles_match_model"]
+    assert [r["array"] for r in report["layers"]] == [tops[0], tops[1], tops[2], tops[2]]
+    with pytest.raises(UserError, match="3 multipliers"):
+        systolic.array_config(graph, systolic.SystolicOptions())
+
+
 def test_partial_tiles_and_odd_arrays(tmp_path) -> None:
     """K, M and N that no array dimension divides: every tile edge is partial."""
     graph = compiled("quantize *\n")
@@ -244,16 +288,7 @@ def test_axc_compile_verify_and_their_mistakes(tmp_path, capsys) -> None:
     text = capsys.readouterr().out
     assert code == 0, text
     assert "/3/Conv" in text and "DIFFER" not in text
-    mixed = tmp_path / "mixed.ax"
-    mixed.write_text("quantize *\napproximate op(Conv) multiplier=drum(4)\n")
-    named = tmp_path / "named.ax"  # an exact annotation is exact too: still two multipliers
-    named.write_text(
-        "quantize *\napproximate op(Conv) multiplier=drum(4)\n"
-        "approximate op(Gemm) multiplier=exact\n"
-    )
     for args, message in (
-        (["-d", str(mixed)], "one systolic array has one multiplier"),
-        (["-d", str(named)], "one systolic array has one multiplier"),
         (["-d", str(directives), "--option", "dataflow=xs"], "dataflow must be ws or os"),
         (["-d", str(directives), "--option", "rows=0"], "rows must lie in 1..256"),
     ):

@@ -133,6 +133,6 @@ def test_protection_changes_the_products_the_array_runs(mechanism: str, expect: 
     graph = axc.load(MODEL)
     text = f"quantize * weights=int8\nprotect op(Gemm) {mechanism}\ntarget systolic\n"
     axc.apply(graph, text, model_path=str(MODEL))
-    request = array_request(graph)
-    assert request["dims"][:2] == [(64, 9, 8), (16, 72, 16)]  # the convolutions
-    assert request["dims"][2:] == expect
+    (array,) = array_request(graph)["arrays"]  # one multiplier, one array
+    assert array["dims"][:2] == [(64, 9, 8), (16, 72, 16)]  # the convolutions
+    assert array["dims"][2:] == expect
