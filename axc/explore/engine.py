@@ -308,6 +308,26 @@ class Search:
         self.seconds = time.perf_counter() - start
         return non_dominated(self.evaluations, self.objectives)
 
+    def _initial(self, sizes: np.ndarray) -> np.ndarray:
+        """The first generation: the "diagonal" points, where every item takes
+        its i-th value (its last where it has fewer), then distinct random
+        ones. Where the items list the same choices for different layers
+        (one multiplier per layer, say), the diagonal holds the uniform
+        designs, which random sampling almost never draws and which bound
+        the front's cheap end."""
+        chosen: list[tuple[int, ...]] = []
+        for i in range(int(sizes.max())):
+            point = tuple(int(min(i, n - 1)) for n in sizes)
+            if point not in chosen:
+                chosen.append(point)
+        chosen = chosen[: self.population]
+        rng = np.random.default_rng(self.seed)
+        while len(chosen) < min(self.population, self.space.size()):
+            point = tuple(int(v) for v in rng.integers(0, sizes))
+            if point not in chosen:
+                chosen.append(point)
+        return np.array(chosen, dtype=float)
+
     def _nsga2(self) -> None:
         try:
             import pymoo  # noqa: F401
@@ -321,7 +341,6 @@ class Search:
         from pymoo.operators.crossover.sbx import SBX
         from pymoo.operators.mutation.pm import PM
         from pymoo.operators.repair.rounding import RoundingRepair
-        from pymoo.operators.sampling.rnd import IntegerRandomSampling
         from pymoo.problems.static import StaticProblem
 
         sizes = np.array(self.space.sizes)
@@ -331,7 +350,7 @@ class Search:
         )  # fmt: skip
         algorithm = NSGA2(
             pop_size=self.population,
-            sampling=IntegerRandomSampling(),
+            sampling=self._initial(sizes),
             crossover=SBX(prob=0.9, eta=3.0, vtype=float, repair=RoundingRepair()),
             mutation=PM(eta=3.0, vtype=float, repair=RoundingRepair()),
             eliminate_duplicates=True,
