@@ -36,7 +36,7 @@ from axc.faults.model import (
     generate,
     group_to_dict,
 )
-from axc.faults.stats import wilson
+from axc.faults.stats import clustered_wilson, wilson
 from axc.ir import Graph
 from axc.ir.serialize import graph_to_dict
 
@@ -602,7 +602,14 @@ def _rates(
         k = int(t[key][sel].sum())
         lo, hi = wilson(k, n, confidence)
         name = "accuracy" if key == "correct" else key
-        out[name] = {"count": k, "rate": k / n if n else 0.0, "ci": [lo, hi]}
+        # faults as the independent draws: the images of one fault share it
+        flo, fhi = clustered_wilson(t[key][sel], t["images"][sel], confidence)
+        out[name] = {
+            "count": k,
+            "rate": k / n if n else 0.0,
+            "ci": [lo, hi],
+            "ci_faults": [flo, fhi],
+        }
     return out
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import Any
 
 from axc.errors import UserError
 
-__all__ = ["quantile", "sample_size", "wilson"]
+__all__ = ["clustered_wilson", "quantile", "sample_size", "wilson"]
 
 
 def quantile(confidence: float) -> float:
@@ -62,3 +63,27 @@ def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float
     low = 0.0 if successes <= 0 else max(0.0, centre - half)
     high = 1.0 if successes >= trials else min(1.0, centre + half)
     return (low, high)
+
+
+def clustered_wilson(successes: Any, trials: Any, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson interval of a rate counted over clusters, each with its own
+    ``successes[i]`` out of ``trials[i]`` (a fault and the images it ran on):
+    the clusters, not the trials, are the independent draws. The interval is
+    Wilson's at the effective sample size (Kish): the trials divided by the
+    design effect, the cluster-robust variance of the ratio over the binomial
+    one (at least 1). With no success, or no failure, the spread cannot be
+    estimated and the clusters count as the trials."""
+    import numpy as np
+
+    k_i = np.asarray(successes, dtype=np.float64)
+    n_i = np.asarray(trials, dtype=np.float64)
+    k, n, clusters = float(k_i.sum()), float(n_i.sum()), len(n_i)
+    if n <= 0 or clusters == 0:
+        return (0.0, 1.0)
+    p = k / n
+    if k <= 0 or k >= n or clusters < 2:
+        low, high = wilson(round(p * clusters), clusters, confidence)
+        return (0.0 if k <= 0 else low, 1.0 if k >= n else high)
+    variance = clusters / (clusters - 1) * float(((k_i - p * n_i) ** 2).sum()) / (n * n)
+    effect = max(1.0, variance / (p * (1.0 - p) / n))
+    return wilson(p * n / effect, n / effect, confidence)  # type: ignore[arg-type]

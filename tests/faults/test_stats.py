@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from axc.errors import UserError
@@ -56,3 +57,33 @@ def test_wilson_interval_matches_known_values() -> None:
     assert wilson(0, 0) == (0.0, 1.0)
     narrow, wide = wilson(50, 1000, 0.9), wilson(50, 1000, 0.99)
     assert wide[0] < narrow[0] < 0.05 < narrow[1] < wide[1]
+
+
+def test_clustered_interval_covers_when_faults_cluster_and_wilson_does_not() -> None:
+    # each fault flips the answer on all of its images or on none (a sign bit
+    # flip, against a low bit): the images are not independent trials
+    from axc.faults.stats import clustered_wilson
+
+    rng = np.random.default_rng(3)
+    truth, faults, images = 0.05, 200, 20
+    covered = {"wilson": 0, "clustered": 0}
+    for _ in range(300):
+        hits = rng.random(faults) < truth
+        k = np.where(hits, images, 0)
+        n = np.full(faults, images)
+        lo, hi = wilson(int(k.sum()), int(n.sum()))
+        covered["wilson"] += lo <= truth <= hi
+        lo, hi = clustered_wilson(k, n)
+        covered["clustered"] += lo <= truth <= hi
+    assert covered["clustered"] / 300 > 0.9
+    assert covered["wilson"] / 300 < 0.5
+
+
+def test_clustered_interval_is_wilsons_for_independent_trials() -> None:
+    from axc.faults.stats import clustered_wilson
+
+    k = np.array([1, 0, 0, 0] * 250)
+    low, high = clustered_wilson(k, np.ones_like(k))
+    assert (low, high) == pytest.approx(wilson(250, 1000), abs=2e-4)
+    # no SDC at all: the faults, not the inferences, bound the rate
+    assert clustered_wilson(np.zeros(100), np.full(100, 50))[1] == pytest.approx(wilson(0, 100)[1])
