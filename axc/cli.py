@@ -471,6 +471,11 @@ def _cmd_inject(args: argparse.Namespace) -> int:
     if "accuracy" in total:
         extra.append(f"accuracy under fault {_rate(total['accuracy']).strip()}")
     print("  " + "; ".join(extra))
+    lo, hi = total["sdc1"]["ci_faults"]
+    print(
+        f"  total SDC-1 with the faults as the independent draws: "
+        f"[{100 * lo:.3f}, {100 * hi:.3f}]% ({conf}% CI, docs/faults.md)"
+    )
     for entry in report.get("plan", []):
         if entry.get("population"):
             print(
