@@ -95,3 +95,49 @@ def test_multi_model_accelerator_quick(tmp_path: Path) -> None:
     assert front
     for a in front:
         assert not any(b != a and b[0] <= a[0] and b[1] <= a[1] for b in front)
+
+
+def test_approx_reliability_quick(tmp_path: Path) -> None:
+    out = tmp_path / "ar"
+    assert study("approx_reliability").main(["--quick", "--out", str(out), "--quiet"]) == 0
+    for stem in ("front3d", "chosen"):
+        assert (out / f"{stem}.png").stat().st_size > 10_000
+        assert (out / f"{stem}.svg").is_file()
+    results = json.loads((out / "results.json").read_text())
+    table = list(csv.DictReader((out / "designs.csv").open()))
+    assert [m["name"] for m in results["models"]] == ["digits CNN", "deeper digits CNN"]
+    objectives = results["objectives"]
+    hw = objectives[-1]
+    for m in results["models"]:
+        assert m["evaluations"] == m["space_size"] == 4  # 2 layers x 2 multipliers, every point
+        # the front is non-empty, non-dominated, and every non-dominated vector is on it
+        vectors = {p["id"]: tuple(p["objectives"][k] for k in objectives) for p in m["points"]}
+
+        def dominated(v: tuple[float, ...], vectors: dict = vectors) -> bool:  # type: ignore[type-arg]
+            return any(u != v and all(a <= b for a, b in zip(u, v, strict=True))
+                       for u in vectors.values())  # fmt: skip
+
+        front = m["front_ids"]
+        assert front and not any(dominated(vectors[i]) for i in front)
+        assert {vectors[i] for i in front} == {v for v in vectors.values() if not dominated(v)}
+        rows = [r for r in table if r["model"] == m["name"]]
+        assert [r["design"] for r in rows] == [d["design"] for d in m["designs"]]
+        exact = m["designs"][0]
+        assert exact["design"] == "all exact" and exact["hardware"]["arrays"] == 1
+        for d, row in zip(m["designs"], rows, strict=True):
+            sdc = d["sdc1"]
+            assert sdc["rate"] == pytest.approx(sdc["count"] / d["runs"])
+            assert sdc["ci"][0] <= sdc["rate"] <= sdc["ci"][1]
+            # faults as the draws: never narrower than counting every inference
+            assert sdc["ci_faults"][0] <= sdc["ci"][0] + 1e-12
+            assert sdc["ci_faults"][1] >= sdc["ci"][1] - 1e-12
+            assert float(row["sdc1_ci_hi"]) == pytest.approx(100 * sdc["ci_faults"][1], abs=1e-3)
+            assert float(row["sdc1_pct"]) == pytest.approx(100 * sdc["rate"], abs=1e-3)
+            # one array per multiplier, and their LUTs add up
+            used = set(d["values"].values())
+            assert d["hardware"]["arrays"] == len(used)
+            if len(used) > 1:
+                assert d["hardware"][hw] > exact["hardware"][hw]
+            # a front point's .ax file rebuilds the design: the same top-1, exactly
+            loss = 100 * (m["reference_top1"] - d["top1"])
+            assert loss == pytest.approx(d["objectives"]["accuracy"], abs=1e-9)
