@@ -119,6 +119,9 @@ def test_approx_reliability_quick(tmp_path: Path) -> None:
 
         front = m["front_ids"]
         assert front and not any(dominated(vectors[i]) for i in front)
+        for p in m["points"]:  # the whiskers hold the exploration's estimate
+            lo, hi = p["sdc1_ci"]
+            assert 100 * lo <= p["objectives"]["vulnerability"] <= 100 * hi
         assert {vectors[i] for i in front} == {v for v in vectors.values() if not dominated(v)}
         rows = [r for r in table if r["model"] == m["name"]]
         assert [r["design"] for r in rows] == [d["design"] for d in m["designs"]]

@@ -31,8 +31,8 @@ __all__ = ["Evaluation", "Search", "non_dominated"]
 
 INFEASIBLE = 1e12
 
-#: what a priced record means (one array per multiplier since 2): part of the cache key
-PRICING = "2"
+#: what a record holds (2: one array per multiplier; 3: SDC-1 intervals): part of the cache key
+PRICING = "3"
 
 
 @dataclass
@@ -234,6 +234,7 @@ class Search:
             record: dict[str, Any] = {
                 "top1": [m["top1"] for m in models],
                 "sdc1": [m["sdc1"] for m in models if "sdc1" in m],
+                "sdc1_ci": [m["sdc1_ci"] for m in models if "sdc1_ci" in m],
             }
             if needs:
                 requests = [m["hardware"] for m in models if "hardware" in m]

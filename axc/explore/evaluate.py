@@ -84,6 +84,8 @@ def evaluate_point(settings: Settings, texts: tuple[str, ...]) -> dict[str, Any]
                     plots=False,
                 )
                 entry["sdc1"] = float(report["total"]["sdc1"]["rate"])
+                # the faults, not the (fault, image) runs, are the independent draws
+                entry["sdc1_ci"] = [float(v) for v in report["total"]["sdc1"]["ci_faults"]]
             if any(o in HARDWARE for o in settings.objectives) or graph.metadata.get("target"):
                 entry["hardware"] = array_request(graph)
             out.append(entry)

@@ -243,7 +243,12 @@ def study(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                 "feasible": summary["feasible"],
                 "front_ids": [p["id"] for p in summary["front"]],
                 "points": [
-                    {"id": p["id"], "values": p["values"], "objectives": p["objectives"]}
+                    {
+                        "id": p["id"],
+                        "values": p["values"],
+                        "objectives": p["objectives"],
+                        "sdc1_ci": p["metrics"]["sdc1_ci"][0],
+                    }
                     for p in summary["points"]
                     if p["feasible"]
                 ],
@@ -340,12 +345,28 @@ def figures(results: dict[str, Any], out: Path) -> list[Path]:
                 depthshade=False,
                 label=f"{label} ({len(pts)})",
             )
+        for p in m["points"]:  # the front's SDC-1 intervals, faults as the draws
+            if p["id"] in front:
+                o = p["objectives"]
+                ax.plot(
+                    [o[hw_key] / 1000] * 2,
+                    [100 * v for v in p["sdc1_ci"]],
+                    [o["accuracy"]] * 2,
+                    color="#d62728",
+                    alpha=0.6,
+                    linewidth=1,
+                )
+        ax.plot([], [], color="#d62728", alpha=0.6, label="front's SDC-1, 95% interval")
+        titles: dict[Any, list[str]] = {}  # one label per point, however many titles it has
         for d in m["designs"]:
-            if not d["objectives"]:
+            if d["objectives"]:
+                titles.setdefault(d["id"], []).append(d["design"])
+        for d in m["designs"]:
+            if not d["objectives"] or d["design"] != titles[d["id"]][0]:
                 continue
             o = d["objectives"]
-            ax.text(o[hw_key] / 1000, o["vulnerability"], o["accuracy"], f" {d['design']}",
-                    fontsize=6)  # fmt: skip
+            ax.text(o[hw_key] / 1000, o["vulnerability"], o["accuracy"],
+                    f" {', '.join(titles[d['id']])}", fontsize=6)  # fmt: skip
         ax.set_xlabel(f"arrays' LUTs ({hw_label})", fontsize=8)
         ax.set_ylabel("SDC-1 (%)", fontsize=8)
         ax.set_zlabel("top-1 loss (points)", fontsize=8)
