@@ -15,7 +15,7 @@ from typing import Any
 from axc.errors import UserError
 from axc.explore.engine import Evaluation
 
-__all__ = ["UNITS", "plot_front", "write_html", "write_tables"]
+__all__ = ["UNITS", "plot_front", "relocate", "write_html", "write_tables"]
 
 UNITS = {
     "accuracy": "accuracy loss (pp)",
@@ -167,3 +167,19 @@ def write_html(path: Path, summary: dict[str, Any], plot: Path | None) -> Path:
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
+
+
+def relocate(folder: Path, root: Path) -> list[Path]:
+    """Make the paths under ``root`` in an exploration's text outputs (JSON,
+    HTML, CSV, Markdown, directives) relative to it, so that results
+    published from ``folder`` name no particular machine. Returns the files
+    rewritten."""
+    prefix = str(Path(root).resolve()) + "/"
+    changed = []
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and path.suffix in (".json", ".html", ".csv", ".ax", ".md"):
+            text = path.read_text(encoding="utf-8")
+            if prefix in text:
+                path.write_text(text.replace(prefix, ""), encoding="utf-8")
+                changed.append(path)
+    return changed

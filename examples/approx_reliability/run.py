@@ -432,18 +432,9 @@ def figures(results: dict[str, Any], out: Path) -> list[Path]:
     return written
 
 
-def portable(folder: Path) -> None:
-    """Paths in the exploration's files made relative to the repository, so
-    that the results name no particular machine."""
-    root = str(EXAMPLES.parent) + "/"
-    for path in folder.rglob("*"):
-        if path.suffix in (".json", ".html", ".csv", ".ax", ".md"):
-            text = path.read_text()
-            if root in text:
-                path.write_text(text.replace(root, ""))
-
-
 def main(argv: list[str] | None = None) -> int:
+    from axc.explore.report import relocate
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="first and last layer, 2 multipliers")
     parser.add_argument("--out", type=Path, help="output folder (default: results/ here)")
@@ -455,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     results = study(args, out)
     written = tables(results, out) + figures(results, out)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    portable(out)
+    relocate(out, EXAMPLES.parent)  # the results name no machine
     if not args.quiet:
         print((out / "designs.md").read_text())
         print(f"{results['seconds']} s; wrote {len(written) + 1} files into {out}")

@@ -211,19 +211,9 @@ def write(results: list[dict[str, Any]], summary: dict[str, Any], out: Path) -> 
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
 
 
-def portable(folder: Path) -> None:
-    """Paths in the exploration's files made relative to the repository, so
-    that the results name no particular machine."""
-    root = str(EXAMPLES.parent) + "/"
-    for path in folder.rglob("*"):
-        if path.suffix in (".json", ".html", ".csv", ".ax", ".md"):
-            text = path.read_text()
-            if root in text:
-                path.write_text(text.replace(root, ""))
-
-
 def main(argv: list[str] | None = None) -> int:
     from axc.explore import explore
+    from axc.explore.report import relocate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 and 8 rows and columns, ws")
@@ -264,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     results = [analyse(summary, names, part) for part in PARTS]
     write(results, summary, out)
-    portable(out)
+    relocate(out, EXAMPLES.parent)  # the results name no machine
     if not args.quiet:
         print((out / "comparison.md").read_text())
     return 0

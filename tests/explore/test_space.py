@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +138,33 @@ def test_protection_changes_the_products_the_array_runs(mechanism: str, expect: 
     (array,) = array_request(graph)["arrays"]  # one multiplier, one array
     assert array["dims"][:2] == [(64, 9, 8), (16, 72, 16)]  # the convolutions
     assert array["dims"][2:] == expect
+
+
+def test_relocate_makes_published_paths_relative(tmp_path: Path) -> None:
+    from axc.explore.report import relocate
+
+    root = tmp_path.resolve() / "repo"
+    (tmp_path / "out" / "points").mkdir(parents=True)
+    model = root / "examples" / "m.onnx"
+    (tmp_path / "out" / "explore.json").write_text(json.dumps({"models": [str(model)]}))
+    (tmp_path / "out" / "points" / "p.ax").write_text("# no path here\n")
+    (tmp_path / "out" / "front.png").write_bytes(str(model).encode())  # not text: untouched
+    changed = relocate(tmp_path / "out", root)
+    assert changed == [tmp_path / "out" / "explore.json"]
+    assert json.loads((tmp_path / "out" / "explore.json").read_text()) == {
+        "models": ["examples/m.onnx"]
+    }
+    assert (tmp_path / "out" / "front.png").read_bytes() == str(model).encode()
+
+
+def test_models_asking_for_arrays_of_different_shapes_are_refused() -> None:
+    from axc.explore.evaluate import Pricer, array_request
+
+    requests = []
+    for rows in (4, 8):
+        graph = axc.load(MODEL)
+        text = f"quantize * weights=int8\ntarget systolic rows={rows} cols=4\n"
+        axc.apply(graph, text, model_path=str(MODEL))
+        requests.append(array_request(graph))
+    with pytest.raises(UserError, match="arrays of different shapes"):
+        Pricer(area=False).price(requests)
