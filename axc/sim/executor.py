@@ -29,7 +29,8 @@ from axc.ir import BATCH, Graph, Node
 from axc.sim import int_kernels as _int_kernels  # noqa: F401  (registers the integer kernels)
 from axc.sim import protect_kernels as _protect_kernels  # noqa: F401  (and the protection ones)
 from axc.sim.jit import serial
-from axc.sim.kernels import KERNELS, PLANS
+from axc.sim.kernels import KERNELS, PLANS, to_major
+from axc.sim.minor import MinorStep, minor_step
 
 __all__ = ["Executor", "run"]
 
@@ -114,6 +115,12 @@ class Executor:
             if t and not graph.tensors[t].dtype.is_float
         }
         self._calls = [self._plan(n) for n in self.order]
+        # batch-minor steps (see minor.py), where some convolution would use them
+        minor = [minor_step(graph, n, c) for n, c in zip(self.order, self._calls, strict=True)]
+        producers = any(
+            s is not None and n.op == "QConv" for n, s in zip(self.order, minor, strict=True)
+        )
+        self._minor: list[MinorStep | None] = minor if producers else [None] * len(minor)
         last_use: dict[str, int] = {}
         for step, node in enumerate(self.order):
             for name in node.inputs:
@@ -256,23 +263,40 @@ class Executor:
             for name, value in values.items():
                 observe(name, value)
         constants = self.graph.constants
+        minor: set[str] = set()  # values stored batch-minor
         for step, node in enumerate(self.order):
+            fast = self._minor[step]
+            if fast is None and minor:
+                for t in node.inputs:
+                    if t in minor:
+                        values[t] = to_major(values[t])
+                        minor.discard(t)
             args = [
                 values[t] if t in values else constants.get(t) if t else None for t in node.inputs
             ]
+            out_minor = False
             try:
-                results = self._calls[step](args)  # type: ignore[arg-type]
+                if fast is not None:
+                    results, out_minor = fast(args, node.inputs[0] in minor)
+                else:
+                    results = self._calls[step](args)  # type: ignore[arg-type]
             except UserError as exc:
                 raise UserError(f"layer {node.name!r}: {exc}") from None
             for name, value in zip(node.outputs, results, strict=True):
                 want = self._dtypes.get(name)
                 values[name] = value if want is None or value.dtype == want else value.astype(want)
+                if out_minor:
+                    minor.add(name)
                 if observe is not None:
-                    observe(name, values[name])
+                    observe(name, to_major(values[name]) if out_minor else values[name])
             for name in self._free_after[step]:
                 values.pop(name, None)
+                minor.discard(name)
         return {
-            name: values[name] if name in values else constants[name] for name in self.graph.outputs
+            name: (to_major(values[name]) if name in minor else values[name])
+            if name in values
+            else constants[name]
+            for name in self.graph.outputs
         }
 
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:

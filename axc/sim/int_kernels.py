@@ -19,7 +19,19 @@ import numba
 import numpy as np
 
 from axc.sim.jit import parallel_kernel
-from axc.sim.kernels import PLANS, _im2col2d, _pad_spatial, _pool_windows, _windows, kernel
+from axc.sim.kernels import (
+    _U,
+    PLANS,
+    _im2col2d,
+    _pad_spatial,
+    _pool_windows,
+    _windows,
+    im2col2d_minor,
+    kernel,
+    pad_minor,
+    to_major,
+    to_minor,
+)
 
 __all__ = ["exact_matmul", "requantize"]
 
@@ -152,6 +164,74 @@ def _finish3(
 
 
 @parallel_kernel
+def _conv3x3_minor(
+    xp: np.ndarray,
+    w: np.ndarray,
+    channels: int,
+    hp: int,
+    wp: int,
+    n: int,
+    oh: int,
+    ow: int,
+    sh: int,
+    sw: int,
+    offset: np.ndarray,
+    acc_bits: int,
+    float_mode: bool,
+    mult: np.ndarray,
+    shift: np.ndarray,
+    scale: np.ndarray,
+    zp: int,
+    qmin: int,
+    qmax: int,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """A 3x3 convolution (any stride, no dilation) of a flat, padded,
+    batch-minor (C, hp, wp, N) float32 input, requantized into a flat
+    (M, oh, ow, N) output. Each channel's nine products are summed along a
+    run of N images at once (one vector loop, no patch matrix), and each
+    output pixel is requantized as soon as its sums are done. Every partial
+    sum is an integer below 2^24 (the caller checks), so float32 holds it
+    exactly in any order."""
+    m_all = w.shape[0]
+    line = wp * n
+    for task in numba.prange(m_all * oh):
+        m, i = task // oh, task % oh
+        acc = np.empty(n, np.float32)
+        for j in range(ow):
+            acc[:] = 0
+            for c in range(channels):
+                r0 = _U(((c * hp + i * sh) * wp + j * sw) * n)
+                r1 = r0 + _U(line)
+                r2 = r1 + _U(line)
+                q = c * 9
+                w0, w1, w2 = w[m, q], w[m, q + 1], w[m, q + 2]
+                w3, w4, w5 = w[m, q + 3], w[m, q + 4], w[m, q + 5]
+                w6, w7, w8 = w[m, q + 6], w[m, q + 7], w[m, q + 8]
+                for t in range(n):
+                    u = _U(t)
+                    a = w0 * xp[r0 + u] + w1 * xp[r0 + _U(n) + u] + w2 * xp[r0 + _U(2 * n) + u]
+                    b = w3 * xp[r1 + u] + w4 * xp[r1 + _U(n) + u] + w5 * xp[r1 + _U(2 * n) + u]
+                    d = w6 * xp[r2 + u] + w7 * xp[r2 + _U(n) + u] + w8 * xp[r2 + _U(2 * n) + u]
+                    acc[t] += a + b + d
+            start = ((m * oh + i) * ow + j) * n
+            _finish_row(
+                acc,
+                out[start : start + n],
+                True,
+                offset[m],
+                acc_bits,
+                float_mode,
+                mult[m] if mult.size > 1 else mult[0],
+                shift[m] if shift.size > 1 else shift[0],
+                scale[m] if scale.size > 1 else scale[0],
+                zp,
+                qmin,
+                qmax,
+            )
+
+
+@parallel_kernel
 def _quantize3(
     x: np.ndarray,
     offset_first: bool,
@@ -227,7 +307,7 @@ def _prepared(w: np.ndarray, zero_point: Any) -> tuple[np.ndarray, np.ndarray, b
 
 def _as3(x: np.ndarray, axis: int) -> np.ndarray:
     """View (outer, channels, inner) with the channel axis in the middle."""
-    outer = int(np.prod(x.shape[:axis], dtype=np.int64))
+    outer = math.prod(x.shape[:axis])
     return x.reshape(outer, x.shape[axis] if x.ndim else 1, -1)
 
 
@@ -446,15 +526,10 @@ class _QConv(_Linear):
         nd, group = len(attrs["kernel_shape"]), attrs["group"]
         m, cin = self.w_shape[0], self.w_shape[1]
         mg = m // group
-        # padded in the input's own type when the zero point fits it (padding
-        # holds zx); float32 operands come from the patch copy, minus ``sub``
-        xf = _pad_spatial(
-            x if _holds(x.dtype, self.zx) else x.astype(np.float32), attrs["pads"], self.zx
-        )
-        sub = 0 if self.raw else self.zx
-        bound_x = self.bound_x(x.dtype)
+        pads = attrs["pads"]
+        padded = [*x.shape[:2], *(x.shape[2 + i] + pads[i] + pads[nd + i] for i in range(nd))]
         kernel_shape, strides = attrs["kernel_shape"], attrs["strides"]
-        out_spatial = conv_output_shape(xf.shape, attrs)
+        out_spatial = conv_output_shape(padded, attrs)
         pixels = math.prod(out_spatial)
         n = x.shape[0]
         pointwise = all(k == 1 for k in kernel_shape) and all(s == 1 for s in strides)
@@ -462,6 +537,13 @@ class _QConv(_Linear):
         step = n if pointwise else max(1, _IM2COL_BYTES // max(1, pixels * k * 4))
         # Few output pixels: one GEMM over the whole batch, (K, N * P), beats N small ones.
         across = pixels <= 64
+        if self.minor_ok(x.shape):
+            return [to_major(self.minor(to_minor(x), finish))]
+        # padded in the input's own type when the zero point fits it (padding
+        # holds zx); float32 operands come from the patch copy, minus ``sub``
+        xf = _pad_spatial(x if _holds(x.dtype, self.zx) else x.astype(np.float32), pads, self.zx)
+        sub = 0 if self.raw else self.zx
+        bound_x = self.bound_x(x.dtype)
         total: np.ndarray | None = None
         for start in range(0, n, step):
             part = xf[start : start + step]
@@ -503,6 +585,100 @@ class _QConv(_Linear):
         assert total is not None
         return [finish(total, self.offset).reshape(n, m, *out_spatial)]
 
+    def minor_ok(self, x_shape: Sequence[Any]) -> bool:
+        """Whether the batch-minor path takes an input of this (N, C, ...) shape:
+        a 2-D convolution, not pointwise, of at most 64 output pixels."""
+        attrs = self.attrs
+        if len(attrs["kernel_shape"]) != 2 or len(x_shape) != 4:
+            return False
+        if all(k == 1 for k in attrs["kernel_shape"]) and all(s == 1 for s in attrs["strides"]):
+            return False
+        pads = attrs["pads"]
+        padded = [*x_shape[:2], x_shape[2] + pads[0] + pads[2], x_shape[3] + pads[1] + pads[3]]
+        return math.prod(conv_output_shape(padded, attrs)) <= 64
+
+    def _direct3x3(self, xt: np.ndarray, out_spatial: list[int], sub: int) -> np.ndarray:
+        """A 3x3 layer on a batch-minor input, with no patch matrix: see
+        :func:`_conv3x3_minor`."""
+        attrs, req = self.attrs, self.requant
+        xp = pad_minor(xt, attrs["pads"], self.zx - sub, sub)
+        c, hp, wp, n = xp.shape
+        m = self.w_shape[0]
+        out = np.empty((m, *out_spatial, n), req.dtype)
+        _conv3x3_minor(
+            xp.reshape(-1),
+            self.wf,
+            c,
+            hp,
+            wp,
+            n,
+            out_spatial[0],
+            out_spatial[1],
+            attrs["strides"][0],
+            attrs["strides"][1],
+            self.offset,
+            req.acc_bits,
+            req.float_mode,
+            req.mult,
+            req.shift,
+            req.scale,
+            req.zp,
+            req.qmin,
+            req.qmax,
+            out.reshape(-1),
+        )
+        return out
+
+    def minor(self, xt: np.ndarray, finish: Any = None) -> np.ndarray:
+        """The layer on a batch-minor (C, H, W, N) input, batch-minor out:
+        (M, OH, OW, N). Its patch matrix (K, P * N) is built of contiguous
+        copies N long, and the accumulators (M, P * N) are requantized as they
+        lie."""
+        finish = finish or self.requant
+        attrs, group = self.attrs, self.attrs["group"]
+        m, cin = self.w_shape[0], self.w_shape[1]
+        mg = m // group
+        c, h, w, n = xt.shape
+        pads = attrs["pads"]
+        out_spatial = conv_output_shape([n, c, h + pads[0] + pads[2], w + pads[1] + pads[3]], attrs)
+        pixels = math.prod(out_spatial)
+        step = max(1, _IM2COL_BYTES // max(1, pixels * cin * math.prod(attrs["kernel_shape"]) * 4))
+        sub = 0 if self.raw else self.zx
+        bound_x = self.bound_x(xt.dtype)
+        k = cin * math.prod(attrs["kernel_shape"])
+        if (
+            finish is self.requant
+            and group == 1
+            and cin <= 4  # deeper inputs: the patch matrix and BLAS win (measured)
+            and tuple(attrs["kernel_shape"]) == (3, 3)
+            and tuple(attrs["dilations"]) == (1, 1)
+            and k * max(1, self.bound_w * bound_x) < _EXACT_FLOAT32
+        ):
+            return self._direct3x3(xt, out_spatial, sub)
+        out: np.ndarray | None = None
+        for start in range(0, n, step):
+            part = xt if step >= n else np.ascontiguousarray(xt[..., start : start + step])
+            count = part.shape[-1]
+            # padding holds the zero point: the operand zx - sub
+            ys = [
+                _accumulate(
+                    self.wf[g * mg : (g + 1) * mg],
+                    im2col2d_minor(part, g * cin, cin, attrs, out_spatial, self.zx - sub, sub),
+                    self.bound_w,
+                    bound_x,
+                )
+                for g in range(group)
+            ]
+            y = ys[0] if group == 1 else np.concatenate(ys, axis=0)
+            done = finish(y[None], self.offset).reshape(m, *out_spatial, count)
+            if step >= n:
+                return done
+            if out is None:
+                out = np.empty((m, *out_spatial, n), done.dtype)
+            out[..., start : start + count] = done
+        assert out is not None
+        return out
+
 
 class _QGemm(_Linear):
     def __call__(self, args: Sequence[np.ndarray], finish: Any = None) -> list[np.ndarray]:
@@ -513,6 +689,13 @@ class _QGemm(_Linear):
         total = _accumulate(self.input(rows), self.wf.T, self.bound_x(a.dtype), self.bound_w)
         out = finish(total, self.offset, channel_last=True)
         return [out.reshape(*a.shape[:-1], self.w_shape[0])]
+
+    def minor(self, xt: np.ndarray, finish: Any = None) -> np.ndarray:
+        """The layer on a batch-minor (K, N) input, batch-minor (M, N) out: the
+        accumulators come out one row per channel, as requantized."""
+        finish = finish or self.requant
+        total = _accumulate(self.wf, self.input(xt), self.bound_w, self.bound_x(xt.dtype))
+        return finish(total[None], self.offset)[0]
 
 
 def _bias(args: Sequence[np.ndarray | None]) -> np.ndarray | None:
@@ -701,33 +884,67 @@ def requantize_op(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.
     return [requantize(args[0].astype(np.int64) - int(attrs["x_zero_point"]), attrs["requant"])]
 
 
+class _Quantize:
+    """A Quantize node's attributes as the arrays its kernel takes, made once."""
+
+    def __init__(self, attrs: dict[str, Any]) -> None:
+        self.axis = attrs.get("axis")
+        self.scale = np.asarray(attrs["scale"], np.float32)
+        self.zp = np.asarray(attrs["zero_point"], np.int64)
+        self.qmin, self.qmax = int(attrs["qmin"]), int(attrs["qmax"])
+        self.dtype = storage(self.qmin, self.qmax)
+        self.offset_first = bool(attrs.get("offset_first", False))
+
+    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+        x = np.ascontiguousarray(args[0], np.float32)
+        axis = self.axis
+        use_axis = axis if axis is not None and self.scale.size > 1 else min(1, max(x.ndim - 1, 0))
+        shaped = x if x.ndim else x.reshape(1)
+        out = np.empty(shaped.shape, self.dtype)
+        _quantize3(
+            _as3(shaped, use_axis),
+            self.offset_first,
+            self.scale,
+            self.zp,
+            self.qmin,
+            self.qmax,
+            _as3(out, use_axis),
+        )
+        return [out.reshape(x.shape)]
+
+
+class _Dequantize:
+    """A Dequantize node: (q - zero_point) * scale in float32."""
+
+    def __init__(self, attrs: dict[str, Any]) -> None:
+        self.axis = attrs.get("axis")
+        self.scale = np.asarray(attrs["scale"], np.float32)
+        self.zp = np.asarray(attrs["zero_point"], np.int64)
+        self.per_tensor = self.scale.size == 1 and self.zp.size == 1
+
+    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+        q = args[0]
+        if self.per_tensor and q.dtype.itemsize <= 2 and q.dtype.kind in "iu":
+            # q - z is an integer below 2^24 here, exact in float32: the same
+            # product as through int64
+            y = q.astype(np.float32)
+            y -= np.float32(self.zp.reshape(()))
+            y *= self.scale.reshape(())
+            return [y]
+        from axc.arith.quant import dequantize
+
+        return [dequantize(q, self.scale, self.zp, self.axis)]
+
+
 @kernel("Quantize")
 def quantize_op(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
-    x = np.ascontiguousarray(args[0], np.float32)
-    axis = attrs.get("axis")
-    scale = np.asarray(attrs["scale"], np.float32)
-    zp = np.asarray(attrs["zero_point"], np.int64)
-    out = np.empty(x.shape, storage(attrs["qmin"], attrs["qmax"]))
-    use_axis = axis if axis is not None and scale.size > 1 else min(1, max(x.ndim - 1, 0))
-    shaped = x if x.ndim else x.reshape(1)
-    _quantize3(
-        _as3(shaped, use_axis),
-        bool(attrs.get("offset_first", False)),
-        scale,
-        zp,
-        attrs["qmin"],
-        attrs["qmax"],
-        _as3(out.reshape(shaped.shape), use_axis),
-    )
-    return [out]
+    return _Quantize(attrs)(args)
 
 
 @kernel("Dequantize")
 def dequantize_op(attrs: dict[str, Any], args: Sequence[np.ndarray]) -> list[np.ndarray]:
-    from axc.arith.quant import dequantize
+    return _Dequantize(attrs)(args)
 
-    return [
-        dequantize(
-            args[0], np.asarray(attrs["scale"]), np.asarray(attrs["zero_point"]), attrs.get("axis")
-        )
-    ]
+
+PLANS["Quantize"] = lambda attrs, consts: _Quantize(attrs)
+PLANS["Dequantize"] = lambda attrs, consts: _Dequantize(attrs)

@@ -65,3 +65,38 @@ def test_ops_across_the_batch_are_not_split() -> None:
     np.testing.assert_allclose(y.sum(axis=0), 1.0, rtol=1e-6)  # normalized over the whole batch
     per_sample = _graph([helper.make_node("Softmax", ["x"], ["y"], axis=1)], ["N", 4], ["N", 4])
     assert Executor(per_sample, threads=2).batch_separable
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batch_minor_steps_change_no_value(tmp_path, threads) -> None:
+    """Small convolutions run batch-minor (see axc/sim/minor.py), and pooling,
+    flattening and dense layers follow them; a residual Add, a Concat and an
+    average pool take their inputs back in (N, ...) order. Every observed
+    value and every output equals a run with batch-minor steps turned off."""
+    from tests.passes.test_quantize import residual_cnn
+
+    for model, x in (residual_cnn(), (None, np.load(DIGITS / "test.npz")["x"][:37])):
+        if model is None:
+            graph = axc.load(DIGITS / "digits_cnn.onnx")
+            axc.apply(graph, f'quantize * data="{DIGITS / "calib.npz"}"\n')
+        else:
+            np.savez(tmp_path / "calib.npz", x=x)
+            graph = import_model(model)
+            axc.apply(graph, f'quantize * data="{tmp_path / "calib.npz"}"\n')
+        fast = Executor(graph, threads=threads)
+        plain = Executor(graph, threads=threads)
+        plain._minor = [None] * len(plain._minor)
+        steps = [n.op for n, s in zip(fast.order, fast._minor, strict=True) if s is not None]
+        assert "QConv" in steps
+        feeds = {graph.inputs[0]: x}
+        got, want = fast.run(feeds), plain.run(feeds)
+        for name in graph.outputs:
+            np.testing.assert_array_equal(got[name], want[name])
+        seen: dict[str, np.ndarray] = {}
+        expected: dict[str, np.ndarray] = {}
+        fast.run(feeds, observe=seen.__setitem__)
+        plain.run(feeds, observe=expected.__setitem__)
+        assert seen.keys() == expected.keys()
+        for name, value in expected.items():
+            assert seen[name].shape == value.shape, name
+            np.testing.assert_array_equal(seen[name], value)

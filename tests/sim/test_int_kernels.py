@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from axc.arith import Requantizer, quantize, wrap
+from axc.arith.requant import apply_float32, float32_requantizer
 from axc.sim.int_kernels import exact_matmul, requantize
 from axc.sim.kernels import KERNELS
 
@@ -51,6 +52,8 @@ def reference_conv(x, w, b, attrs, product=np.multiply):
     if b is not None:
         acc += b.reshape(1, -1, 1, 1)
     acc = wrap(acc, attrs["acc_bits"])
+    if attrs["requant"].get("mode") == "float32":
+        return apply_float32(acc, attrs["requant"], axis=1)
     return Requantizer.from_attr(attrs["requant"]).apply(acc, axis=1)
 
 
@@ -269,3 +272,60 @@ def test_float_max_pool_propagates_nan_like_numpy() -> None:
     expected = x.reshape(2, 3, 3, 2, 3, 2).max(axis=(3, 5))
     np.testing.assert_array_equal(got, expected)
     assert np.isnan(got[0, 1, 1, 1])
+
+
+@pytest.mark.parametrize(
+    "shape, cin, case",
+    [
+        # direct 3x3 (few input channels), strided, float32-mode requantizer
+        ((5, 8, 7), 1, {"strides": (1, 1), "pads": (1, 1, 1, 1), "float": False}),
+        ((5, 9, 8), 3, {"strides": (2, 2), "pads": (0, 1, 2, 0), "float": True}),
+        # patch matrix and BLAS (deeper input), batch-minor
+        ((4, 6, 6), 8, {"strides": (1, 2), "pads": (1, 0, 1, 2), "float": False}),
+        # a large map: the (N, C, H, W) path
+        ((2, 12, 11), 2, {"strides": (1, 1), "pads": (1, 1, 1, 1), "float": False}),
+    ],
+)
+def test_qconv_paths_match_reference(shape, cin, case) -> None:
+    """Each path a QConv may take (direct 3x3 over a batch-minor copy, patch
+    matrix over one, per image) against the int64 definition, on unsigned
+    activations with a zero point and weights with per-channel zero points."""
+    n, h, w = shape
+    m = 6
+    x = RNG.integers(0, 256, (n, cin, h, w)).astype(np.uint8)
+    wt = RNG.integers(-127, 128, (m, cin, 3, 3)).astype(np.int8)
+    b = RNG.integers(-5000, 5000, m).astype(np.int32)
+    requant = Requantizer.from_scale(RNG.uniform(1e-3, 1e-2, m), 5, 0, 255)
+    attr = requant.to_attr()
+    if case["float"]:
+        attr = float32_requantizer(RNG.uniform(1e-3, 1e-2, m), 5, 0, 255)
+    attrs = {
+        "kernel_shape": (3, 3),
+        "group": 1,
+        "dilations": (1, 1),
+        "strides": case["strides"],
+        "pads": case["pads"],
+        "acc_bits": 32,
+        "x_zero_point": 117,
+        "w_zero_point": 0,
+        "requant": attr,
+    }
+    got = KERNELS["QConv"](attrs, [x, wt, b])[0]
+    np.testing.assert_array_equal(got, reference_conv(x, wt, b, attrs))
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"kernel_shape": (2, 2), "strides": (2, 2), "pads": (0, 0, 0, 0), "dilations": (1, 1)},
+        {"kernel_shape": (3, 3), "strides": (2, 1), "pads": (1, 1, 1, 0), "dilations": (1, 1)},
+        {"kernel_shape": (2, 2), "strides": (1, 1), "pads": (1, 0, 0, 1), "dilations": (2, 2)},
+    ],
+)
+def test_batch_minor_max_pool_matches_the_nchw_kernel(attrs) -> None:
+    from axc.sim.kernels import max_pool2d_minor, to_major, to_minor
+
+    attrs = {**attrs, "ceil_mode": False}
+    x = RNG.integers(-128, 128, (5, 3, 9, 8)).astype(np.int8)
+    expected = KERNELS["MaxPool"](attrs, [x])[0]
+    np.testing.assert_array_equal(to_major(max_pool2d_minor(to_minor(x), attrs)), expected)
