@@ -28,16 +28,27 @@ import numpy as np
 from axc.arith.multipliers import Multiplier
 from axc.errors import UserError
 from axc.sim.int_kernels import (
+    _EXACT_FLOAT32,
     _accumulate,
     _holds,
     _im2col2d,
     _operands,
     _Requant,
     conv_output_shape,
+    direct3x3,
+    direct3x3_ok,
     storage,
 )
 from axc.sim.jit import parallel_kernel
-from axc.sim.kernels import _pad_spatial, _windows
+from axc.sim.kernels import (
+    _U,
+    _pad_spatial,
+    _windows,
+    im2col2d_minor,
+    pad_minor,
+    to_major,
+    to_minor,
+)
 
 __all__ = ["approximate_conv", "approximate_gemm", "decompose"]
 
@@ -181,18 +192,23 @@ def _lut_rows(
 
 
 @parallel_kernel
+def _lut_codes(
+    x: np.ndarray, lut: np.ndarray, shift: int, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """out = lut[x - shift] for flat integer codes ``x``, as float32."""
+    rows = (x.size + 4095) // 4096
+    for r in numba.prange(rows):
+        for i in range(r * 4096, min(x.size, (r + 1) * 4096)):
+            out[i] = lut[_U(np.int64(x[i]) - shift)]
+
+
+@parallel_kernel
 def _to_index(cols: np.ndarray, lo: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
     """out = int(cols) - lo: table indices of integer-valued float32 operands."""
     for i in numba.prange(cols.shape[0]):
         src, dst = cols[i], out[i]
         for j in range(src.shape[0]):
             dst[j] = np.int32(src[j]) - lo
-
-
-def _apply_lut(cols: np.ndarray, lut: np.ndarray, lo: int) -> np.ndarray:
-    out = np.empty(cols.shape, np.float32)
-    _lut_rows(np.ascontiguousarray(cols), lut, lo, out)
-    return out
 
 
 # ------------------------------------------------------------ decomposition
@@ -365,6 +381,10 @@ class _Approx:
                 (int(np.abs(p).max(initial=1)), int(np.abs(q[wc - m.b_lo]).max(initial=1)))
                 for p, q in terms
             ]
+            # the terms side by side, one product: [q_0(w) | q_1(w) | ...] (M, T * K)
+            # against the activations' transforms stacked (T * K, Q)
+            self.stacked_weights = np.ascontiguousarray(np.concatenate(self.term_weights, axis=1))
+            self.stacked_bound = max(bx * bw for bx, bw in self.term_bounds)
         else:
             self.terms = None
             self.tt = np.ascontiguousarray(m.table.T, np.int32)
@@ -398,18 +418,24 @@ class _Approx:
 
     def sums(self, cols: np.ndarray, w_rows: slice) -> np.ndarray:
         """Exact sums (M_rows, Q) of m(x, w) over K for centered activations
-        ``cols`` (K, Q) given as float32 integers."""
+        ``cols`` (K, Q) given as float32 integers: int64 from the table, or
+        integer-valued floats from the factored terms."""
         wc = self.wc[w_rows]
         if self.terms is not None:
-            total: np.ndarray | None = None
-            for lut, weights, (bound_x, bound_w) in zip(
-                self.term_luts, self.term_weights, self.term_bounds, strict=True
-            ):
-                x = cols if lut is None else _apply_lut(cols, lut, self.m.a_lo)
-                part = _accumulate(weights[w_rows], x, bound_w, bound_x)
-                total = part.astype(np.float64) if total is None else total + part
-            assert total is not None
-            return total.astype(np.int64)
+            # one exact product over the stacked terms: integer-valued floats
+            luts, k = self.term_luts, cols.shape[0]
+            if len(luts) == 1 and luts[0] is None:
+                x = cols
+            else:
+                x = np.empty((len(luts) * k, cols.shape[1]), np.float32)
+                for j, lut in enumerate(luts):
+                    if lut is None:
+                        x[j * k : (j + 1) * k] = cols
+                    else:
+                        _lut_rows(
+                            np.ascontiguousarray(cols), lut, self.m.a_lo, x[j * k : (j + 1) * k]
+                        )
+            return _accumulate(self.stacked_weights[w_rows], x, self.stacked_bound, 1)
         xi = np.empty(cols.shape, np.int32)
         _to_index(np.ascontiguousarray(cols), self.m.a_lo, xi)
         wi = np.ascontiguousarray(self.wi[w_rows])
@@ -432,11 +458,107 @@ class _Approx:
             total += part
         return total
 
+    def _term_inputs(self, part: np.ndarray) -> list[tuple[np.ndarray, float, int]]:
+        """Per term of the factored form: its operand source (the codes, or
+        their transform by the term's activation table, as float32), the
+        operand value of padding, and what to subtract from the source."""
+        assert self.terms is not None
+        inputs: list[tuple[np.ndarray, float, int]] = []
+        for lut in self.term_luts:
+            if lut is None:  # centered codes; padding holds the zero point, centered 0
+                inputs.append((part, 0.0, self.zx))
+            else:  # lut indexed by the centered value minus a_lo; padding is centered 0
+                src = np.empty(part.shape, np.float32)
+                _lut_codes(part.reshape(-1), lut, self.zx + self.m.a_lo, src.reshape(-1))
+                inputs.append((src, float(lut[-self.m.a_lo]), 0))
+        return inputs
+
 
 class ApproxConv(_Approx):
+    def minor_ok(self, x_shape: Sequence[Any]) -> bool:
+        """Whether the batch-minor path takes an input of this (N, C, ...) shape:
+        a 2-D convolution of at most 64 output pixels."""
+        attrs = self.attrs
+        if len(attrs["kernel_shape"]) != 2 or len(x_shape) != 4:
+            return False
+        pads = attrs["pads"]
+        padded = [*x_shape[:2], x_shape[2] + pads[0] + pads[2], x_shape[3] + pads[1] + pads[3]]
+        return math.prod(conv_output_shape(padded, attrs)) <= 64
+
+    def minor(self, xt: np.ndarray, finish: Any = None) -> np.ndarray:
+        """The layer on a batch-minor (C, H, W, N) input, batch-minor out:
+        (M, OH, OW, N). The patch matrix (K, P * N) of centered activations is
+        built of runs N long (see axc/sim/minor.py)."""
+        finish = finish or self.requant
+        attrs, group = self.attrs, self.attrs["group"]
+        self.check_input(xt.dtype)
+        m, cin = self.w_shape[0], self.w_shape[1]
+        mg = m // group
+        c, h, w, n = xt.shape
+        pads = attrs["pads"]
+        out_spatial = conv_output_shape([n, c, h + pads[0] + pads[2], w + pads[1] + pads[3]], attrs)
+        pixels = math.prod(out_spatial)
+        if finish is self.requant:
+            direct = self._direct(xt, out_spatial)
+            if direct is not None:
+                return direct
+        step = max(1, _COLS_BYTES // max(1, pixels * cin * math.prod(attrs["kernel_shape"]) * 4))
+        out: np.ndarray | None = None
+        for start in range(0, n, step):
+            part = xt if step >= n else np.ascontiguousarray(xt[..., start : start + step])
+            count = part.shape[-1]
+            ys = [self._minor_sums(part, g, cin, mg, out_spatial) for g in range(group)]
+            y = ys[0] if group == 1 else np.concatenate(ys, axis=0)
+            done = finish(y[None], self.offset).reshape(m, *out_spatial, count)
+            if step >= n:
+                return done
+            if out is None:
+                out = np.empty((m, *out_spatial, n), done.dtype)
+            out[..., start : start + count] = done
+        assert out is not None
+        return out
+
+    def _minor_sums(
+        self, part: np.ndarray, g: int, cin: int, mg: int, out_spatial: list[int]
+    ) -> np.ndarray:
+        """Group ``g``'s sums (Mg, P * N) over a batch-minor input ``part``. The
+        factored form transforms the input by each term's activation table
+        once, before the patch matrix (which repeats every value K / C times),
+        and stacks the terms' patch matrices for one product."""
+        attrs, rows = self.attrs, slice(g * mg, (g + 1) * mg)
+        if self.terms is None:
+            # centered operands; padding holds the zero point, centered 0
+            cols = im2col2d_minor(part, g * cin, cin, attrs, out_spatial, 0.0, self.zx)
+            return self.sums(cols, rows)
+        k = cin * math.prod(attrs["kernel_shape"])
+        x = np.empty((len(self.term_luts) * k, math.prod(out_spatial) * part.shape[-1]), np.float32)
+        for j, (src, fill, sub) in enumerate(self._term_inputs(part)):
+            im2col2d_minor(src, g * cin, cin, attrs, out_spatial, fill, sub, x[j * k : (j + 1) * k])
+        return _accumulate(self.stacked_weights[rows], x, self.stacked_bound, 1)
+
+    def _direct(self, xt: np.ndarray, out_spatial: list[int]) -> np.ndarray | None:
+        """The layer through the direct 3x3 kernel, each term's transformed
+        input a group of input channels (the stacked weights are laid out
+        term by term, channel by channel); None when it does not apply."""
+        attrs = self.attrs
+        if self.terms is None or xt.ndim != 4:
+            return None
+        channels = len(self.term_luts) * xt.shape[0]
+        if not direct3x3_ok(attrs, channels):
+            return None
+        if channels * 9 * max(1, self.stacked_bound) >= _EXACT_FLOAT32:
+            return None
+        pads = attrs["pads"]
+        xp = np.concatenate(
+            [pad_minor(src, pads, fill, sub) for src, fill, sub in self._term_inputs(xt)], axis=0
+        )
+        return direct3x3(xp, self.stacked_weights, attrs, out_spatial, self.offset, self.requant)
+
     def __call__(self, args: Sequence[np.ndarray], finish: Any = None) -> list[np.ndarray]:
         finish = finish or self.requant
         x, attrs = args[0], self.attrs
+        if self.minor_ok(x.shape):
+            return [to_major(self.minor(to_minor(x), finish))]
         self.check_input(x.dtype)
         nd, group = len(attrs["kernel_shape"]), attrs["group"]
         m, cin = self.w_shape[0], self.w_shape[1]
@@ -481,6 +603,21 @@ class ApproxGemm(_Approx):
         total = self.sums(np.ascontiguousarray(cols), slice(None))  # (N, rows)
         out = finish(np.ascontiguousarray(total.T), self.offset, channel_last=True)
         return [out.reshape(*a.shape[:-1], self.w_shape[0])]
+
+    def minor(self, xt: np.ndarray, finish: Any = None) -> np.ndarray:
+        """The layer on a batch-minor (K, N) input, batch-minor (M, N) out."""
+        finish = finish or self.requant
+        self.check_input(xt.dtype)
+        if self.terms is None:
+            cols = xt.astype(np.float32) - np.float32(self.zx)  # (K, N), centered
+            return finish(self.sums(cols, slice(None))[None], self.offset)[0]
+        # the terms' operands stacked, each written once from the codes
+        k = xt.shape[0]
+        x = np.empty((len(self.term_luts) * k, xt.shape[1]), np.float32)
+        for j, (src, _, sub) in enumerate(self._term_inputs(xt)):
+            np.subtract(src, np.float32(sub), out=x[j * k : (j + 1) * k], dtype=np.float32)
+        total = _accumulate(self.stacked_weights, x, self.stacked_bound, 1)
+        return finish(total[None], self.offset)[0]
 
 
 def approximate_conv(

@@ -488,6 +488,57 @@ def _operands(x: np.ndarray, sub: int) -> np.ndarray:
     return y
 
 
+def direct3x3_ok(attrs: dict[str, Any], channels: int) -> bool:
+    """Whether :func:`direct3x3` takes a layer of these attributes over this
+    many (padded, batch-minor) input channels; deeper inputs run faster
+    through the patch matrix and BLAS (measured)."""
+    return bool(
+        attrs["group"] == 1
+        and channels <= 4
+        and tuple(attrs["kernel_shape"]) == (3, 3)
+        and tuple(attrs["dilations"]) == (1, 1)
+    )
+
+
+def direct3x3(
+    xp: np.ndarray,
+    weights: np.ndarray,
+    attrs: dict[str, Any],
+    out_spatial: Sequence[int],
+    offset: np.ndarray,
+    requant: _Requant,
+) -> np.ndarray:
+    """A 3x3 layer over a padded batch-minor float32 input (C, Hp, Wp, N) and
+    float32 weights (M, C * 9), requantized: (M, OH, OW, N). No patch matrix;
+    see :func:`_conv3x3_minor`. The caller checks that every partial sum is
+    an integer below 2^24."""
+    c, hp, wp, n = xp.shape
+    out = np.empty((weights.shape[0], *out_spatial, n), requant.dtype)
+    _conv3x3_minor(
+        xp.reshape(-1),
+        weights,
+        c,
+        hp,
+        wp,
+        n,
+        out_spatial[0],
+        out_spatial[1],
+        attrs["strides"][0],
+        attrs["strides"][1],
+        offset,
+        requant.acc_bits,
+        requant.float_mode,
+        requant.mult,
+        requant.shift,
+        requant.scale,
+        requant.zp,
+        requant.qmin,
+        requant.qmax,
+        out.reshape(-1),
+    )
+    return out
+
+
 class _Linear:
     """What a QConv or QGemm computes before seeing its input: float32 weights,
     the per-channel offset (bias and zero-point corrections) and the requantizer."""
@@ -597,38 +648,6 @@ class _QConv(_Linear):
         padded = [*x_shape[:2], x_shape[2] + pads[0] + pads[2], x_shape[3] + pads[1] + pads[3]]
         return math.prod(conv_output_shape(padded, attrs)) <= 64
 
-    def _direct3x3(self, xt: np.ndarray, out_spatial: list[int], sub: int) -> np.ndarray:
-        """A 3x3 layer on a batch-minor input, with no patch matrix: see
-        :func:`_conv3x3_minor`."""
-        attrs, req = self.attrs, self.requant
-        xp = pad_minor(xt, attrs["pads"], self.zx - sub, sub)
-        c, hp, wp, n = xp.shape
-        m = self.w_shape[0]
-        out = np.empty((m, *out_spatial, n), req.dtype)
-        _conv3x3_minor(
-            xp.reshape(-1),
-            self.wf,
-            c,
-            hp,
-            wp,
-            n,
-            out_spatial[0],
-            out_spatial[1],
-            attrs["strides"][0],
-            attrs["strides"][1],
-            self.offset,
-            req.acc_bits,
-            req.float_mode,
-            req.mult,
-            req.shift,
-            req.scale,
-            req.zp,
-            req.qmin,
-            req.qmax,
-            out.reshape(-1),
-        )
-        return out
-
     def minor(self, xt: np.ndarray, finish: Any = None) -> np.ndarray:
         """The layer on a batch-minor (C, H, W, N) input, batch-minor out:
         (M, OH, OW, N). Its patch matrix (K, P * N) is built of contiguous
@@ -648,13 +667,11 @@ class _QConv(_Linear):
         k = cin * math.prod(attrs["kernel_shape"])
         if (
             finish is self.requant
-            and group == 1
-            and cin <= 4  # deeper inputs: the patch matrix and BLAS win (measured)
-            and tuple(attrs["kernel_shape"]) == (3, 3)
-            and tuple(attrs["dilations"]) == (1, 1)
+            and direct3x3_ok(attrs, cin)
             and k * max(1, self.bound_w * bound_x) < _EXACT_FLOAT32
         ):
-            return self._direct3x3(xt, out_spatial, sub)
+            xp = pad_minor(xt, attrs["pads"], self.zx - sub, sub)
+            return direct3x3(xp, self.wf, attrs, out_spatial, self.offset, self.requant)
         out: np.ndarray | None = None
         for start in range(0, n, step):
             part = xt if step >= n else np.ascontiguousarray(xt[..., start : start + step])

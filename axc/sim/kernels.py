@@ -325,16 +325,20 @@ def im2col2d_minor(
     out_spatial: Sequence[int],
     fill: float,
     sub: float,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Patch matrix (K, P * N), float32(x) - sub, of channels c0 .. c0 + cin of
-    a batch-minor (C, H, W, N) input whose padding holds ``fill``. With the
-    batch innermost every copy is N values long, where the (N, C, H, W)
-    layout copies rows of a few pixels: several times faster on small maps."""
+    a batch-minor (C, H, W, N) input whose padding holds ``fill``, written
+    into ``out`` when given. With the batch innermost every copy is N values
+    long, where the (N, C, H, W) layout copies rows of a few pixels: several
+    times faster on small maps."""
     (kh, kw), (sh, sw) = attrs["kernel_shape"], attrs["strides"]
     dh, dw = attrs["dilations"]
     oh, ow = out_spatial
     _, h, w, n = xt.shape
-    out = np.empty((cin * kh * kw, oh * ow * n), np.float32)
+    if out is None:
+        out = np.empty((cin * kh * kw, oh * ow * n), np.float32)
+    assert out.shape == (cin * kh * kw, oh * ow * n) and out.flags.c_contiguous
     _im2col_minor_kernel(
         np.ascontiguousarray(xt).reshape(-1),
         n,

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from axc.ir import BATCH, Graph, Node
+from axc.sim.approx_kernels import ApproxConv, ApproxGemm
 from axc.sim.int_kernels import _QConv, _QGemm
 from axc.sim.kernels import max_pool2d_minor
 
@@ -55,7 +56,7 @@ def minor_step(graph: Graph, node: Node, plan: Prepared) -> MinorStep | None:
     ):
         return None
     attrs = node.attrs
-    if node.op == "QConv" and type(plan) is _QConv and plan.minor_ok(x_shape):
+    if node.op == "QConv" and isinstance(plan, _QConv | ApproxConv) and plan.minor_ok(x_shape):
         conv = plan
 
         def convolve(args: Sequence[np.ndarray | None], minor: bool) -> tuple[list, bool]:
@@ -65,7 +66,7 @@ def minor_step(graph: Graph, node: Node, plan: Prepared) -> MinorStep | None:
 
         return convolve
     follow: Callable[[np.ndarray], np.ndarray] | None = None
-    if node.op == "QGemm" and type(plan) is _QGemm and len(x_shape) == 2:
+    if node.op == "QGemm" and isinstance(plan, _QGemm | ApproxGemm) and len(x_shape) == 2:
         follow = plan.minor
     elif node.op == "MaxPool" and len(x_shape) == 4 and len(attrs["kernel_shape"]) == 2:
         if graph.tensors[node.inputs[0]].dtype.is_float:

@@ -46,8 +46,8 @@ def test_decompositions_are_exact_and_found_where_they_exist() -> None:
     assert decompose(MULTIPLIERS["random table"]) is None
 
 
-def _conv_case(group: int, pads, strides, dilations):
-    m, c = 8, 4
+def _conv_case(group: int, pads, strides, dilations, c: int = 4):
+    m = 8
     x = RNG.integers(-128, 128, (3, c, 7, 6)).astype(np.int8)
     w = RNG.integers(-127, 128, (m, c // group, 3, 3)).astype(np.int8)
     b = RNG.integers(-5000, 5000, m).astype(np.int32)
@@ -70,7 +70,14 @@ def _conv_case(group: int, pads, strides, dilations):
 @pytest.mark.parametrize("name", list(MULTIPLIERS))
 @pytest.mark.parametrize(
     "geometry",
-    [(1, (1, 1, 1, 1), (1, 1), (1, 1)), (2, (0, 1, 2, 1), (2, 1), (1, 2))],
+    [
+        (1, (1, 1, 1, 1), (1, 1), (1, 1)),
+        (2, (0, 1, 2, 1), (2, 1), (1, 2)),
+        # one or two input channels: the terms' transforms as channels of the
+        # direct 3x3 kernel
+        (1, (1, 0, 2, 1), (2, 1), (1, 1), 1),
+        (1, (0, 0, 0, 0), (1, 1), (1, 1), 2),
+    ],
 )
 def test_approximate_conv_matches_direct_loops(name, geometry, method, monkeypatch) -> None:
     """Every computation (the factored terms where the table has them, the
@@ -175,3 +182,30 @@ def test_factorized_terms_rebuild_the_table_and_perforation_is_one_product() -> 
     np.testing.assert_array_equal(p, np.sign(a) * (np.abs(a) & ~3))
     np.testing.assert_array_equal(q, a)
     assert factorize(MULTIPLIERS["random table"]) is None
+
+
+@pytest.mark.parametrize("name", ["trunc(4)", "trunc_corrected(5)", "perforated(1, 3)"])
+def test_direct_kernel_takes_the_terms_as_channels(name, monkeypatch) -> None:
+    """The direct 3x3 kernel runs a factored layer with each term's transformed
+    input as a group of channels, padding included (a correction term's
+    transform is 1 at 0). It is allowed here beyond its usual channel count."""
+    import axc.sim.approx_kernels as approx
+    from axc.sim.int_kernels import direct3x3
+
+    calls: list[tuple[int, ...]] = []
+
+    def spy(xp, *args):
+        calls.append(xp.shape)
+        return direct3x3(xp, *args)
+
+    monkeypatch.setattr(approx, "direct3x3", spy)
+    monkeypatch.setattr(approx, "direct3x3_ok", lambda attrs, channels: attrs["group"] == 1)
+    mult = MULTIPLIERS[name]
+    x, w, b, attrs = _conv_case(1, (1, 0, 2, 1), (2, 1), (1, 1), 2)
+    layer = ApproxConv(attrs, w, b, mult, method="terms")
+    got = layer([x, w, b])[0]
+    assert calls and calls[0][0] == 2 * len(layer.term_luts)
+    expected = reference_conv(
+        x, w, b, attrs, product=lambda p, q: mult(p, np.broadcast_to(q, p.shape))
+    )
+    np.testing.assert_array_equal(got, expected)

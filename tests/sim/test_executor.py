@@ -72,13 +72,19 @@ def test_batch_minor_steps_change_no_value(tmp_path, threads) -> None:
     """Small convolutions run batch-minor (see axc/sim/minor.py), and pooling,
     flattening and dense layers follow them; a residual Add, a Concat and an
     average pool take their inputs back in (N, ...) order. Every observed
-    value and every output equals a run with batch-minor steps turned off."""
+    value and every output equals a run with batch-minor steps turned off,
+    with exact and approximate multipliers (factored and table-driven)."""
     from tests.passes.test_quantize import residual_cnn
 
-    for model, x in (residual_cnn(), (None, np.load(DIGITS / "test.npz")["x"][:37])):
+    digits = np.load(DIGITS / "test.npz")["x"][:37]
+    cases = [(residual_cnn(), "")] + [
+        ((None, digits), f"approximate * multiplier={m}\n")
+        for m in ("exact", "perforated(0, 2)", "trunc(4)", "drum(3)")
+    ]
+    for (model, x), approximate in cases:
         if model is None:
             graph = axc.load(DIGITS / "digits_cnn.onnx")
-            axc.apply(graph, f'quantize * data="{DIGITS / "calib.npz"}"\n')
+            axc.apply(graph, f'quantize * data="{DIGITS / "calib.npz"}"\n' + approximate)
         else:
             np.savez(tmp_path / "calib.npz", x=x)
             graph = import_model(model)
