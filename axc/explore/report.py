@@ -57,10 +57,35 @@ def write_tables(
     return written
 
 
+def _sdc_interval(e: Evaluation) -> tuple[float, float] | None:
+    """The point's SDC-1 interval over faults, in percent, when it has one
+    model (an average of several models' rates has no such interval)."""
+    ci = e.metrics.get("sdc1_ci") or []
+    if len(ci) != 1 or len(ci[0]) != 2:
+        return None
+    return 100.0 * float(ci[0][0]), 100.0 * float(ci[0][1])
+
+
+def _sdc_whiskers(ax: Any, front: list[Evaluation], a: str, b: str) -> None:
+    """95% intervals (faults as the draws) on the front's SDC-1 axis."""
+    if "vulnerability" not in (a, b):
+        return
+    for e in front:
+        ci = _sdc_interval(e)
+        if ci is None or e.objectives is None:
+            continue
+        x, y = e.objectives[a], e.objectives[b]
+        if a == "vulnerability":
+            ax.plot(ci, (y, y), color="#d62728", lw=0.8, alpha=0.6, zorder=2)
+        if b == "vulnerability":
+            ax.plot((x, x), ci, color="#d62728", lw=0.8, alpha=0.6, zorder=2)
+
+
 def plot_front(
     rows: list[Evaluation], front: list[Evaluation], objectives: tuple[str, ...], stem: Path
 ) -> list[Path]:
-    """Every pair of objectives: all feasible points in grey, the front on top."""
+    """Every pair of objectives: all feasible points in grey, the front on top,
+    with its SDC-1 intervals where there is one model."""
     try:
         import matplotlib
 
@@ -88,6 +113,7 @@ def plot_front(
             [e.objectives[b] for e in front],  # type: ignore[index]
             s=28, c="#d62728", label="Pareto front", zorder=3,
         )  # fmt: skip
+        _sdc_whiskers(ax, front, a, b)
         for e in front if len(front) <= 15 else []:  # labels only where they stay legible
             ax.annotate(str(e.id), (e.objectives[a], e.objectives[b]), fontsize=7,  # type: ignore[index]
                         xytext=(3, 3), textcoords="offset points")  # fmt: skip

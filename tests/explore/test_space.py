@@ -6,6 +6,7 @@ import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import axc
@@ -168,3 +169,35 @@ def test_models_asking_for_arrays_of_different_shapes_are_refused() -> None:
         requests.append(array_request(graph))
     with pytest.raises(UserError, match="arrays of different shapes"):
         Pricer(area=False).price(requests)
+
+
+def test_front_plot_draws_sdc_intervals_of_single_model_points(tmp_path) -> None:
+    """SDC-1 whiskers on the vulnerability axis of every pair that has it, in
+    percent, for points scored on one model; none for several models."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from axc.explore.engine import Evaluation
+    from axc.explore.report import _sdc_whiskers, plot_front
+
+    def point(i, sdc, ci):
+        objectives = {"accuracy": 0.1 * i, "vulnerability": sdc, "luts": 1000.0 + i}
+        return Evaluation(i, (i,), {}, objectives, {"sdc1_ci": ci})
+
+    front = [point(0, 0.7, [[0.005, 0.009]]), point(1, 0.5, [[0.004, 0.006], [0.1, 0.2]])]
+    fig, ax = plt.subplots()
+    _sdc_whiskers(ax, front, "accuracy", "vulnerability")
+    (line,) = ax.get_lines()  # the two-model point has none
+    np.testing.assert_allclose(line.get_xdata(), [0.0, 0.0])
+    np.testing.assert_allclose(line.get_ydata(), [0.5, 0.9])
+    _sdc_whiskers(ax, front, "vulnerability", "luts")
+    np.testing.assert_allclose(ax.get_lines()[1].get_xdata(), [0.5, 0.9])
+    _sdc_whiskers(ax, front, "accuracy", "luts")
+    assert len(ax.get_lines()) == 2
+    plt.close(fig)
+    written = plot_front(front, front, ("accuracy", "vulnerability", "luts"), tmp_path / "front")
+    assert [p.suffix for p in written] == [".png", ".svg"] and all(
+        p.stat().st_size for p in written
+    )
