@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -110,7 +111,8 @@ def synthesize(
     )
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = path.with_suffix(".tmp")
+        # a name of its own: another thread or process may write the same entry
+        tmp_path = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp_path.write_text(json.dumps(asdict(result)))
         tmp_path.replace(path)
     return result

@@ -23,6 +23,8 @@ synthesis at 4 x 4, 8 x 8 and 16 x 16; the tests hold it within 10 %.
 from __future__ import annotations
 
 import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +97,10 @@ def _counts(result: Any) -> dict[str, int]:
     return {key: int(getattr(result, key)) for key in RESOURCES}
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def characterize(
     cfg: ArrayConfig, mult: Any, *, use_cache: bool = True, dsp: bool = True
 ) -> ResourceModel:
@@ -104,13 +110,21 @@ def characterize(
 
     from . import synthesize_array
 
-    pe = synthesize(pe_unit_verilog(cfg, mult), "axc_pe_unit", use_cache=use_cache, dsp=dsp)
-    calibration: dict[str, dict[str, int]] = {}
-    for rows, cols in CALIBRATION:
-        small = dataclasses.replace(cfg, rows=rows, cols=cols)
-        calibration[f"{rows}x{cols}"] = _counts(
-            synthesize_array(small, mult, use_cache=use_cache, dsp=dsp)
-        )
+    def pe_unit() -> Any:
+        return synthesize(pe_unit_verilog(cfg, mult), "axc_pe_unit", use_cache=use_cache, dsp=dsp)
+
+    def array(shape: tuple[int, int]) -> Any:
+        small = dataclasses.replace(cfg, rows=shape[0], cols=shape[1])
+        return synthesize_array(small, mult, use_cache=use_cache, dsp=dsp)
+
+    # yosys runs on one core: the five syntheses run side by side
+    with ThreadPoolExecutor(max(1, min(1 + len(CALIBRATION), _cores()))) as pool:
+        pe_future = pool.submit(pe_unit)
+        arrays = list(pool.map(array, CALIBRATION))
+        pe = pe_future.result()
+    calibration = {
+        f"{r}x{c}": _counts(result) for (r, c), result in zip(CALIBRATION, arrays, strict=True)
+    }
     a = np.array([[1.0, r, c, r * c] for r, c in CALIBRATION])
     coefficients = {}
     for key in RESOURCES:
