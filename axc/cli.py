@@ -521,6 +521,14 @@ def _print_comparison(args: argparse.Namespace, report: dict[str, Any]) -> None:
     line("total", report["total"])
     for name, entry in report["per_layer"].items():
         line(name, entry)
+    spans = [
+        "[{:.3f}, {:.3f}]%".format(*(100 * v for v in report["total"][key]["ci_faults"]))
+        for key in ("sdc1_before", "sdc1_after")
+    ]
+    print(
+        f"  total SDC-1 with the faults as the independent draws: {spans[0]} before, "
+        f"{spans[1]} after ({conf}% CI, docs/faults.md)"
+    )
     extra = {"compares": 0, "macs": 0, "storage_bits": 0}
     for row in report["cost"]:
         for key in extra:

@@ -12,8 +12,9 @@ site=activations`), --faults of them (seed 0). Each protection runs that same
 list with `axc inject --compare-protection`: range restriction with
 per-layer or per-channel bounds at profile(100), and a bounded ReLU on the
 layers with a ReLU. The table shows clean accuracy, SDC-1 with its 95%
-Wilson interval, and the reduction factor against no protection with its 95%
-bootstrap interval (over faults).
+interval (faults as the independent draws: `ci_faults`, docs/faults.md), and
+the reduction factor against no protection with its 95% bootstrap interval
+(over faults).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ PROTECTIONS = (
 
 
 def _pct(entry: dict) -> str:  # type: ignore[type-arg]
-    lo, hi = entry["ci"]
+    lo, hi = entry["ci_faults"]  # faults as the draws: a fault's images share it
     return f"{100 * entry['rate']:.3f}% [{100 * lo:.3f}, {100 * hi:.3f}]"
 
 

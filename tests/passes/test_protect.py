@@ -200,3 +200,9 @@ def test_compare_protection_reports_the_reduction_with_an_interval(tmp_path, cap
     assert main([*args, "--force"]) == 0
     printed = capsys.readouterr().out
     assert "reduction (95% CI)" in printed and "protection cost" in printed
+    # the totals' intervals with faults as the draws, as the JSON has them
+    spans = [
+        "[{:.3f}, {:.3f}]%".format(*(100 * v for v in total[key]["ci_faults"]))
+        for key in ("sdc1_before", "sdc1_after")
+    ]
+    assert f"independent draws: {spans[0]} before, {spans[1]} after" in printed
