@@ -614,8 +614,13 @@ class ApproxGemm(_Approx):
         # the terms' operands stacked, each written once from the codes
         k = xt.shape[0]
         x = np.empty((len(self.term_luts) * k, xt.shape[1]), np.float32)
-        for j, (src, _, sub) in enumerate(self._term_inputs(xt)):
-            np.subtract(src, np.float32(sub), out=x[j * k : (j + 1) * k], dtype=np.float32)
+        codes = np.ascontiguousarray(xt)
+        for j, lut in enumerate(self.term_luts):
+            rows = x[j * k : (j + 1) * k]
+            if lut is None:
+                np.subtract(codes, np.float32(self.zx), out=rows, dtype=np.float32)
+            else:
+                _lut_codes(codes.reshape(-1), lut, self.zx + self.m.a_lo, rows.reshape(-1))
         total = _accumulate(self.stacked_weights, x, self.stacked_bound, 1)
         return finish(total[None], self.offset)[0]
 
