@@ -37,6 +37,9 @@ from axc.sim.int_kernels import (
     conv_output_shape,
     direct3x3,
     direct3x3_ok,
+    minor_batches,
+    minor_out_spatial,
+    small_map,
     storage,
 )
 from axc.sim.jit import parallel_kernel
@@ -476,14 +479,9 @@ class _Approx:
 
 class ApproxConv(_Approx):
     def minor_ok(self, x_shape: Sequence[Any]) -> bool:
-        """Whether the batch-minor path takes an input of this (N, C, ...) shape:
-        a 2-D convolution of at most 64 output pixels."""
-        attrs = self.attrs
-        if len(attrs["kernel_shape"]) != 2 or len(x_shape) != 4:
-            return False
-        pads = attrs["pads"]
-        padded = [*x_shape[:2], x_shape[2] + pads[0] + pads[2], x_shape[3] + pads[1] + pads[3]]
-        return math.prod(conv_output_shape(padded, attrs)) <= 64
+        """Whether the batch-minor path takes an input of this (N, C, ...) shape
+        (:func:`axc.sim.int_kernels.small_map`)."""
+        return small_map(self.attrs, x_shape)
 
     def minor(self, xt: np.ndarray, finish: Any = None) -> np.ndarray:
         """The layer on a batch-minor (C, H, W, N) input, batch-minor out:
@@ -494,29 +492,19 @@ class ApproxConv(_Approx):
         self.check_input(xt.dtype)
         m, cin = self.w_shape[0], self.w_shape[1]
         mg = m // group
-        c, h, w, n = xt.shape
-        pads = attrs["pads"]
-        out_spatial = conv_output_shape([n, c, h + pads[0] + pads[2], w + pads[1] + pads[3]], attrs)
-        pixels = math.prod(out_spatial)
+        out_spatial = minor_out_spatial(attrs, xt.shape)
         if finish is self.requant:
             direct = self._direct(xt, out_spatial)
             if direct is not None:
                 return direct
-        step = max(1, _COLS_BYTES // max(1, pixels * cin * math.prod(attrs["kernel_shape"]) * 4))
-        out: np.ndarray | None = None
-        for start in range(0, n, step):
-            part = xt if step >= n else np.ascontiguousarray(xt[..., start : start + step])
-            count = part.shape[-1]
+
+        def sums(part: np.ndarray) -> np.ndarray:
             ys = [self._minor_sums(part, g, cin, mg, out_spatial) for g in range(group)]
-            y = ys[0] if group == 1 else np.concatenate(ys, axis=0)
-            done = finish(y[None], self.offset).reshape(m, *out_spatial, count)
-            if step >= n:
-                return done
-            if out is None:
-                out = np.empty((m, *out_spatial, n), done.dtype)
-            out[..., start : start + count] = done
-        assert out is not None
-        return out
+            return ys[0] if group == 1 else np.concatenate(ys, axis=0)
+
+        k = cin * math.prod(attrs["kernel_shape"])
+        step = max(1, _COLS_BYTES // max(1, math.prod(out_spatial) * k * 4))
+        return minor_batches(xt, m, out_spatial, step, sums, finish, self.offset)
 
     def _minor_sums(
         self, part: np.ndarray, g: int, cin: int, mg: int, out_spatial: list[int]

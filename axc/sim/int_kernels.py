@@ -540,6 +540,49 @@ def direct3x3(
     return out
 
 
+def minor_out_spatial(attrs: dict[str, Any], xt_shape: Sequence[int]) -> list[int]:
+    """Output size of a 2-D convolution over a batch-minor (C, H, W, N) input."""
+    c, h, w, n = xt_shape
+    pads = attrs["pads"]
+    return conv_output_shape([n, c, h + pads[0] + pads[2], w + pads[1] + pads[3]], attrs)
+
+
+def small_map(attrs: dict[str, Any], x_shape: Sequence[Any]) -> bool:
+    """Whether a convolution over an (N, C, H, W) input of this shape is 2-D with
+    at most 64 output pixels: the layers that run batch-minor (minor.py)."""
+    if len(attrs["kernel_shape"]) != 2 or len(x_shape) != 4:
+        return False
+    c, h, w = x_shape[1:]
+    return math.prod(minor_out_spatial(attrs, (c, h, w, 1))) <= 64
+
+
+def minor_batches(
+    xt: np.ndarray,
+    m: int,
+    out_spatial: Sequence[int],
+    step: int,
+    sums: Callable[[np.ndarray], np.ndarray],
+    finish: Any,
+    offset: np.ndarray,
+) -> np.ndarray:
+    """A convolution's output (M, OH, OW, N) over a batch-minor input ``xt``,
+    ``step`` images at a time: ``sums`` gives a slice's accumulators
+    (M, P * count), requantized by ``finish`` as they lie."""
+    n = xt.shape[-1]
+    out: np.ndarray | None = None
+    for start in range(0, n, step):
+        part = xt if step >= n else np.ascontiguousarray(xt[..., start : start + step])
+        count = part.shape[-1]
+        done = finish(sums(part)[None], offset).reshape(m, *out_spatial, count)
+        if step >= n:
+            return done
+        if out is None:
+            out = np.empty((m, *out_spatial, n), done.dtype)
+        out[..., start : start + count] = done
+    assert out is not None
+    return out
+
+
 class _Linear:
     """What a QConv or QGemm computes before seeing its input: float32 weights,
     the per-channel offset (bias and zero-point corrections) and the requantizer."""
@@ -639,15 +682,11 @@ class _QConv(_Linear):
 
     def minor_ok(self, x_shape: Sequence[Any]) -> bool:
         """Whether the batch-minor path takes an input of this (N, C, ...) shape:
-        a 2-D convolution, not pointwise, of at most 64 output pixels."""
+        a small map (:func:`small_map`), not pointwise."""
         attrs = self.attrs
-        if len(attrs["kernel_shape"]) != 2 or len(x_shape) != 4:
-            return False
         if all(k == 1 for k in attrs["kernel_shape"]) and all(s == 1 for s in attrs["strides"]):
             return False
-        pads = attrs["pads"]
-        padded = [*x_shape[:2], x_shape[2] + pads[0] + pads[2], x_shape[3] + pads[1] + pads[3]]
-        return math.prod(conv_output_shape(padded, attrs)) <= 64
+        return small_map(attrs, x_shape)
 
     def minor(self, xt: np.ndarray, finish: Any = None) -> np.ndarray:
         """The layer on a batch-minor (C, H, W, N) input, batch-minor out:
@@ -658,14 +697,10 @@ class _QConv(_Linear):
         attrs, group = self.attrs, self.attrs["group"]
         m, cin = self.w_shape[0], self.w_shape[1]
         mg = m // group
-        c, h, w, n = xt.shape
-        pads = attrs["pads"]
-        out_spatial = conv_output_shape([n, c, h + pads[0] + pads[2], w + pads[1] + pads[3]], attrs)
-        pixels = math.prod(out_spatial)
-        step = max(1, _IM2COL_BYTES // max(1, pixels * cin * math.prod(attrs["kernel_shape"]) * 4))
+        out_spatial = minor_out_spatial(attrs, xt.shape)
+        k = cin * math.prod(attrs["kernel_shape"])
         sub = 0 if self.raw else self.zx
         bound_x = self.bound_x(xt.dtype)
-        k = cin * math.prod(attrs["kernel_shape"])
         if (
             finish is self.requant
             and direct3x3_ok(attrs, cin)
@@ -673,10 +708,8 @@ class _QConv(_Linear):
         ):
             xp = pad_minor(xt, attrs["pads"], self.zx - sub, sub)
             return direct3x3(xp, self.wf, attrs, out_spatial, self.offset, self.requant)
-        out: np.ndarray | None = None
-        for start in range(0, n, step):
-            part = xt if step >= n else np.ascontiguousarray(xt[..., start : start + step])
-            count = part.shape[-1]
+
+        def sums(part: np.ndarray) -> np.ndarray:
             # padding holds the zero point: the operand zx - sub
             ys = [
                 _accumulate(
@@ -687,15 +720,10 @@ class _QConv(_Linear):
                 )
                 for g in range(group)
             ]
-            y = ys[0] if group == 1 else np.concatenate(ys, axis=0)
-            done = finish(y[None], self.offset).reshape(m, *out_spatial, count)
-            if step >= n:
-                return done
-            if out is None:
-                out = np.empty((m, *out_spatial, n), done.dtype)
-            out[..., start : start + count] = done
-        assert out is not None
-        return out
+            return ys[0] if group == 1 else np.concatenate(ys, axis=0)
+
+        step = max(1, _IM2COL_BYTES // max(1, math.prod(out_spatial) * k * 4))
+        return minor_batches(xt, m, out_spatial, step, sums, finish, self.offset)
 
 
 class _QGemm(_Linear):

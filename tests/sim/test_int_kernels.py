@@ -329,3 +329,27 @@ def test_batch_minor_max_pool_matches_the_nchw_kernel(attrs) -> None:
     x = RNG.integers(-128, 128, (5, 3, 9, 8)).astype(np.int8)
     expected = KERNELS["MaxPool"](attrs, [x])[0]
     np.testing.assert_array_equal(to_major(max_pool2d_minor(to_minor(x), attrs)), expected)
+
+
+def test_batch_minor_convolution_in_slices_of_the_batch(monkeypatch) -> None:
+    """A patch matrix bounded to a few images: the batch runs in slices, and
+    the result is the same as the reference's."""
+    import axc.sim.int_kernels as ik
+
+    monkeypatch.setattr(ik, "_IM2COL_BYTES", 3 * 8 * 9 * 36 * 4)  # 3 images per slice
+    x = RNG.integers(0, 256, (7, 8, 6, 6)).astype(np.uint8)
+    wt = RNG.integers(-127, 128, (5, 8, 3, 3)).astype(np.int8)
+    b = RNG.integers(-5000, 5000, 5).astype(np.int32)
+    attrs = {
+        "kernel_shape": (3, 3),
+        "group": 1,
+        "dilations": (1, 1),
+        "strides": (1, 1),
+        "pads": (1, 1, 1, 1),
+        "acc_bits": 32,
+        "x_zero_point": 117,
+        "w_zero_point": 0,
+        "requant": Requantizer.from_scale(RNG.uniform(1e-3, 1e-2, 5), 5, 0, 255).to_attr(),
+    }
+    got = KERNELS["QConv"](attrs, [x, wt, b])[0]
+    np.testing.assert_array_equal(got, reference_conv(x, wt, b, attrs))
