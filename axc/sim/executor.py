@@ -9,6 +9,10 @@ graph on its share with single-threaded kernels and BLAS. That keeps every
 core busy on small layers, where the start-up of a parallel kernel costs
 more than its work, and keeps Numba's and BLAS's thread pools from competing
 for the same cores. A batch of one runs on parallel kernels instead.
+
+A graph that is a plain chain of integer layers over small maps (a
+digits-sized CNN, an MLP) runs instead as one compiled program (fused.py),
+with no Python between its layers, unless an observer asks for every value.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from axc.errors import UserError
 from axc.ir import BATCH, Graph, Node
 from axc.sim import int_kernels as _int_kernels  # noqa: F401  (registers the integer kernels)
 from axc.sim import protect_kernels as _protect_kernels  # noqa: F401  (and the protection ones)
-from axc.sim.jit import serial
+from axc.sim.fused import fused_program
+from axc.sim.jit import serial, serial_mode
 from axc.sim.kernels import KERNELS, PLANS, to_major
 from axc.sim.minor import MinorStep, minor_step
 
@@ -97,9 +102,10 @@ class Executor:
     """A graph prepared for repeated execution.
 
     ``threads`` bounds the threads one run uses (default: NUMBA_NUM_THREADS,
-    else the usable cores)."""
+    else the usable cores). ``fuse=False`` runs node by node even a graph
+    that could run as one compiled program (fused.py)."""
 
-    def __init__(self, graph: Graph, threads: int | None = None) -> None:
+    def __init__(self, graph: Graph, threads: int | None = None, fuse: bool = True) -> None:
         missing = sorted({n.op for n in graph.nodes.values()} - set(KERNELS))
         if missing:
             raise UserError(f"the float executor cannot run ops {', '.join(missing)}")
@@ -121,6 +127,8 @@ class Executor:
             s is not None and n.op == "QConv" for n, s in zip(self.order, minor, strict=True)
         )
         self._minor: list[MinorStep | None] = minor if producers else [None] * len(minor)
+        # a plain chain of integer layers runs as one compiled program (fused.py)
+        self.fused = fused_program(graph, self.order, self._calls, self._dtypes) if fuse else None
         last_use: dict[str, int] = {}
         for step, node in enumerate(self.order):
             for name in node.inputs:
@@ -221,11 +229,27 @@ class Executor:
         with every tensor's name and value as it is computed (calibration and
         golden caches use it)."""
         values = self._check_inputs(feeds)
+        if observe is None and self.fused is not None:
+            return self._run_fused(values)
         if observe is None and self.batch_separable and self.threads > 1:
             batch = min((v.shape[0] for v in values.values()), default=0)
             if batch > 1:
                 return self._run_sharded(values, min(self.threads, batch))
         return self._run(values, observe)
+
+    def _run_fused(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        assert self.fused is not None
+        x = values[self.graph.inputs[0]]
+        threads = 1 if serial_mode() else min(self.threads, numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+        if threads <= 1 or x.shape[0] <= 1:
+            return {self.graph.outputs[0]: self.fused(x, 1)}
+        before = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            with _single_threaded_blas():  # each of the program's threads calls BLAS
+                return {self.graph.outputs[0]: self.fused(x, threads)}
+        finally:
+            numba.set_num_threads(before)
 
     def _run_sharded(self, values: dict[str, np.ndarray], shards: int) -> dict[str, np.ndarray]:
         batch = next(iter(values.values())).shape[0]

@@ -23,8 +23,8 @@ def quantized_digits():
 @pytest.mark.parametrize("batch", [1, 2, 7, 450])
 def test_sharded_runs_equal_one_thread(quantized_digits, batch) -> None:
     x = np.load(DIGITS / "test.npz")["x"][:batch]
-    one = Executor(quantized_digits, threads=1)
-    many = Executor(quantized_digits, threads=3)
+    one = Executor(quantized_digits, threads=1, fuse=False)
+    many = Executor(quantized_digits, threads=3, fuse=False)
     assert many.batch_separable
     seen: dict[str, np.ndarray] = {}
     observed = many.run({"image": x}, observe=lambda n, v: seen.__setitem__(n, v))
@@ -89,8 +89,8 @@ def test_batch_minor_steps_change_no_value(tmp_path, threads) -> None:
             np.savez(tmp_path / "calib.npz", x=x)
             graph = import_model(model)
             axc.apply(graph, f'quantize * data="{tmp_path / "calib.npz"}"\n')
-        fast = Executor(graph, threads=threads)
-        plain = Executor(graph, threads=threads)
+        fast = Executor(graph, threads=threads, fuse=False)
+        plain = Executor(graph, threads=threads, fuse=False)
         plain._minor = [None] * len(plain._minor)
         steps = [n.op for n, s in zip(fast.order, fast._minor, strict=True) if s is not None]
         assert "QConv" in steps
