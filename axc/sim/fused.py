@@ -6,19 +6,20 @@ of its activations through memory, and those costs, not the arithmetic,
 bound the throughput. When a graph is a plain chain of integer layers this
 module compiles it into one program: a table with one row per layer and the
 layers' constants in flat arrays, interpreted by a single Numba kernel. The
-kernel splits the batch into blocks of images, in parallel over the blocks;
-each block runs through every layer with its activations, stored batch-minor
-(features, images) as exact integers in float32, kept in two scratch buffers
-small enough for the core's cache. No Python runs between the layers and no
-intermediate array is allocated per layer.
+kernel splits the batch into blocks of up to 128 images, in parallel over
+the blocks; each block runs through every layer batch-minor (features,
+images), its codes kept as int16 between layers. No Python runs between the
+layers.
 
-The layers compute what their node-by-node kernels compute, bit for bit:
-quantization, the direct convolution (products summed in float32 where every
-partial sum is an integer below 2^24, which :func:`fused_program` checks),
-the requantizer (:func:`axc.sim.int_kernels._finish_row`, the same function
-the other paths call), max pooling, dense layers and dequantization. Graphs
-with any other op, branches, approximate multipliers, protection nodes or
-wider sums run node by node as before.
+The layers compute what their node-by-node kernels compute, bit for bit,
+through the same arithmetic: quantization; exact products as the direct 3x3
+loop or a patch matrix and numpy's BLAS, where every partial sum is an
+integer below 2^24 (checked here); approximate multipliers as their
+factored terms (each term's transform of the input, stacked, then one exact
+product) or as table lookups (the table kernels of approx_kernels.py); the
+requantizer (:func:`axc.sim.int_kernels._finish_row`, the function every
+other path calls); max pooling; dequantization. Graphs with any other op,
+branches, protection nodes, large maps or wider sums run node by node.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from typing import Any
 import numba
 import numpy as np
 
+from axc.errors import UserError
 from axc.ir import BATCH, Graph, Node
+from axc.sim.approx_kernels import (
+    ApproxConv,
+    ApproxGemm,
+    _lut_matmul,
+    _lut_matmul_packed,
+)
 from axc.sim.blas import sgemm, sgemm_address
 from axc.sim.int_kernels import (
     _EXACT_FLOAT32,
@@ -80,20 +88,44 @@ QUANTIZE, CONV, MAXPOOL, GEMM, DEQUANTIZE = 1, 2, 3, 4, 5
     QMIN,
     QMAX,
     SUB,
-    FILL,
     OFFSET_FIRST,
     DIRECT,
-) = range(33)
-COLUMNS = 33
+    TERMS,
+    LUTS,
+    LUT_SIZE,
+    LUT_SHIFT,
+    FILLS,
+    TABLE,
+    WINDEX,
+    TB,
+    TA,
+    A_LO,
+    PACKED,
+    BIAS,
+    IDX_LO,
+    IDX_HI,
+    PIXELS,
+) = range(47)
+COLUMNS = 47
 
 # Images per block: up to 128 (measured on digits: blocks of 32 images took
 # twice as long as blocks of 113, the inner loops being runs of one block),
 # fewer where a block's buffers would pass 4 MiB.
 _MAX_BLOCK = 128
+# An arbitrary table's layer packs three weights' table rows into one word
+# (approx_kernels._lut_matmul_packed) over rows of patches this long or longer:
+# on digits, packing its second layer (16 pixels by a block) took the table
+# run from 2.7 to 2.1 ms, packing the dense layers (a block long) made it slower.
+_PACKED_COLUMNS = 1024
 _BLOCK_BYTES = 4 << 20
 
 
 # ------------------------------------------------------------- numba parts
+# the approximate layers' table kernels, serial builds (a block is one thread)
+_table_plain = _lut_matmul.serial
+_table_packed = _lut_matmul_packed.serial
+
+
 @numba.njit(cache=True, nogil=True)
 def _requant_row(
     acc: np.ndarray,
@@ -102,11 +134,15 @@ def _requant_row(
     row: np.ndarray,
     ivals: np.ndarray,
     fvals: np.ndarray,
+    small: bool = True,
 ) -> None:  # pragma: no cover - compiled
+    """One output channel's sums requantized into dst, with the same function
+    as every other path; ``small``: the sums fit int32 (float32 integers below
+    2^24, int32), else int64."""
     _finish_row(
         acc,
         dst,
-        True,
+        small,
         ivals[row[OFFSETS] + channel],
         row[ACC_BITS],
         row[FLOAT_MODE] != 0,
@@ -120,17 +156,24 @@ def _requant_row(
 
 
 @numba.njit(cache=True, nogil=True)
-def _pad_center(
-    src: np.ndarray, dst: np.ndarray, row: np.ndarray, nb: int
+def _pad(
+    src: np.ndarray,
+    dst: np.ndarray,
+    channels: int,
+    row: np.ndarray,
+    sub: float,
+    fills: np.ndarray,
+    per_fill: int,
+    nb: int,
 ) -> None:  # pragma: no cover - compiled
-    """dst (C, H + top + bottom, W + left + right, nb) = float32(src) - sub,
-    padding ``fill - sub``."""
-    c_n, h, w = row[C], row[H], row[W]
+    """dst (channels, H + top + bottom, W + left + right, nb) = float32(src) -
+    sub; channel c's padding holds fills[c // per_fill]."""
+    h, w = row[H], row[W]
     top, left = row[TOP], row[LEFT]
     hp, wp = h + top + row[BOTTOM], w + left + row[RIGHT]
-    sub = np.float32(row[SUB])
-    pad = np.float32(row[FILL] - row[SUB])
-    for c in range(c_n):
+    s32 = np.float32(sub)
+    for c in range(channels):
+        pad = np.float32(fills[c // per_fill])
         for y in range(hp):
             inside = top <= y < top + h
             for z in range(wp):
@@ -138,7 +181,7 @@ def _pad_center(
                 if inside and left <= z < left + w:
                     s = _U(((c * h + y - top) * w + z - left) * nb)
                     for t in range(nb):
-                        dst[d + _U(t)] = np.float32(src[s + _U(t)]) - sub
+                        dst[d + _U(t)] = np.float32(src[s + _U(t)]) - s32
                 else:
                     for t in range(nb):
                         dst[d + _U(t)] = pad
@@ -149,16 +192,17 @@ def _direct3x3(
     xp: np.ndarray,
     dst: np.ndarray,
     acc: np.ndarray,
+    channels: int,
     nb: int,
     row: np.ndarray,
     wts: np.ndarray,
     ivals: np.ndarray,
     fvals: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """A 3x3 convolution of a padded, centered (C, Hp, Wp, nb) block: each
-    output pixel's nine products per channel are summed along the run of nb
-    images, then requantized into dst (M, OH, OW, nb) (as _conv3x3_minor)."""
-    c_n, m_n, oh, ow, sh, sw = row[C], row[M], row[OH], row[OW], row[SH], row[SW]
+    """A 3x3 convolution of a padded, centered (channels, Hp, Wp, nb) block:
+    each output pixel's nine products per channel are summed along the run of
+    nb images, then requantized into dst (M, OH, OW, nb) (as _conv3x3_minor)."""
+    m_n, oh, ow, sh, sw = row[M], row[OH], row[OW], row[SH], row[SW]
     hp = row[H] + row[TOP] + row[BOTTOM]
     wp = row[W] + row[LEFT] + row[RIGHT]
     line = wp * nb
@@ -168,11 +212,11 @@ def _direct3x3(
             for j in range(ow):
                 for t in range(nb):
                     acc[_U(t)] = 0
-                for c in range(c_n):
+                for c in range(channels):
                     r0 = _U(((c * hp + i * sh) * wp + j * sw) * nb)
                     r1 = r0 + _U(line)
                     r2 = r1 + _U(line)
-                    q = row[WEIGHTS] + (m * c_n + c) * 9
+                    q = row[WEIGHTS] + (m * channels + c) * 9
                     a0, a1, a2 = wts[q], wts[q + 1], wts[q + 2]
                     b0, b1, b2 = wts[q + 3], wts[q + 4], wts[q + 5]
                     d0, d1, d2 = wts[q + 6], wts[q + 7], wts[q + 8]
@@ -188,19 +232,27 @@ def _direct3x3(
 
 @numba.njit(cache=True, nogil=True)
 def _im2col(
-    x: np.ndarray, cols: np.ndarray, nb: int, row: np.ndarray
+    x: np.ndarray,
+    cols: np.ndarray,
+    channels: int,
+    row: np.ndarray,
+    sub: float,
+    fills: np.ndarray,
+    per_fill: int,
+    nb: int,
 ) -> None:  # pragma: no cover - compiled
-    """The patch matrix (C * KH * KW, OH * OW * nb) of a (C, H, W, nb) block,
-    float32(x) - sub, padding ``fill - sub`` (as _im2col_minor_kernel)."""
-    c_n, h, w, oh, ow = row[C], row[H], row[W], row[OH], row[OW]
+    """The patch matrix (channels * KH * KW, OH * OW * nb) of a (channels, H,
+    W, nb) block, x - sub in the type of ``cols``; channel c's padding holds
+    fills[c // per_fill] (as _im2col_minor_kernel)."""
+    h, w, oh, ow = row[H], row[W], row[OH], row[OW]
     kh, kw, sh, sw, dh, dw = row[KH], row[KW], row[SH], row[SW], row[DH], row[DW]
     top, left = row[TOP], row[LEFT]
-    sub = np.float32(row[SUB])
-    pad = np.float32(row[FILL] - row[SUB])
     p = oh * ow
-    for k in range(c_n * kh * kw):
+    s32 = np.float32(sub)
+    for k in range(channels * kh * kw):
         c, rest = k // (kh * kw), k % (kh * kw)
         u, v = rest // kw, rest % kw
+        pad = np.float32(fills[c // per_fill])
         for i in range(oh):
             y = i * sh + u * dh - top
             for j in range(ow):
@@ -212,7 +264,35 @@ def _im2col(
                 else:
                     s = _U(((c * h + y) * w + z) * nb)
                     for t in range(nb):
-                        cols[d + _U(t)] = np.float32(x[s + _U(t)]) - sub
+                        cols[d + _U(t)] = np.float32(x[s + _U(t)]) - s32
+
+
+@numba.njit(cache=True, nogil=True)
+def _im2col_index(
+    x: np.ndarray, idx: np.ndarray, row: np.ndarray, shift: int, pad: int, nb: int
+) -> None:  # pragma: no cover - compiled
+    """The patch matrix (C * KH * KW, OH * OW * nb) of a (C, H, W, nb) block of
+    codes as int32 table indices x - shift; padding is the index ``pad``."""
+    c_n, h, w, oh, ow = row[C], row[H], row[W], row[OH], row[OW]
+    kh, kw, sh, sw, dh, dw = row[KH], row[KW], row[SH], row[SW], row[DH], row[DW]
+    top, left = row[TOP], row[LEFT]
+    p = oh * ow
+    s32, p32 = np.int32(shift), np.int32(pad)
+    for k in range(c_n * kh * kw):
+        c, rest = k // (kh * kw), k % (kh * kw)
+        u, v = rest // kw, rest % kw
+        for i in range(oh):
+            y = i * sh + u * dh - top
+            for j in range(ow):
+                z = j * sw + v * dw - left
+                d = _U((k * p + i * ow + j) * nb)
+                if y < 0 or y >= h or z < 0 or z >= w:
+                    for t in range(nb):
+                        idx[d + _U(t)] = p32
+                else:
+                    s = _U(((c * h + y) * w + z) * nb)
+                    for t in range(nb):
+                        idx[d + _U(t)] = np.int32(x[s + _U(t)]) - s32
 
 
 @numba.njit(cache=True, nogil=True)
@@ -239,10 +319,80 @@ def _product(
 
 
 @numba.njit(cache=True, nogil=True)
-def _center(x: np.ndarray, dst: np.ndarray, size: int, sub: int) -> None:  # pragma: no cover
-    s = np.float32(sub)
-    for i in range(size):
-        dst[_U(i)] = np.float32(x[_U(i)]) - s
+def _table_product(
+    idx: np.ndarray,
+    dst: np.ndarray,
+    k_n: int,
+    q: int,
+    row: np.ndarray,
+    tvals: np.ndarray,
+    ivals: np.ndarray,
+    fvals: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Sums of table lookups, T[w, x] over K, of the (K, Q) activation
+    indices ``idx`` against the layer's weight indices, each row requantized
+    into dst (as the table path of approx_kernels.py)."""
+    m_n = row[M]
+    wi = tvals[row[WINDEX] : row[WINDEX] + m_n * k_n].reshape((m_n, k_n))
+    tt = tvals[row[TABLE] : row[TABLE] + row[TB] * row[TA]].reshape((row[TB], row[TA]))
+    xi = idx[: k_n * q].reshape((k_n, q))
+    if row[PACKED] > 0:
+        total = np.empty((m_n, q), np.int64)
+        _table_packed(xi, wi, tt, row[BIAS], row[PACKED], row[IDX_LO], row[IDX_HI], total)
+        for m in range(m_n):
+            _requant_row(total[m], dst[m * q : (m + 1) * q], m, row, ivals, fvals, False)
+        return
+    part = np.empty((m_n, q), np.int32)  # int32 sums are exact: planning checks K * max|T|
+    _table_plain(xi, wi, tt, part)
+    for m in range(m_n):
+        _requant_row(part[m], dst[m * q : (m + 1) * q], m, row, ivals, fvals)
+
+
+@numba.njit(cache=True, nogil=True)
+def _expand(
+    x: np.ndarray, dst: np.ndarray, size: int, row: np.ndarray, fvals: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Each term's transform of the centered codes, term after term: dst[j *
+    size + i] = lut_j[x[i] - zx - a_lo] (factored multipliers)."""
+    shift, span = row[LUT_SHIFT], row[LUT_SIZE]
+    for j in range(row[TERMS]):
+        lut = fvals[row[LUTS] + j * span : row[LUTS] + (j + 1) * span]
+        base = _U(j * size)
+        for i in range(size):
+            dst[base + _U(i)] = lut[_U(np.int64(x[_U(i)]) - shift)]
+
+
+@numba.njit(cache=True, nogil=True)
+def _linear(
+    src: np.ndarray,
+    channels: int,
+    sub: float,
+    fills: np.ndarray,
+    per_fill: int,
+    dst: np.ndarray,
+    fb: np.ndarray,
+    acc: np.ndarray,
+    nb: int,
+    row: np.ndarray,
+    wts: np.ndarray,
+    ivals: np.ndarray,
+    fvals: np.ndarray,
+    blas: int,
+) -> None:  # pragma: no cover - compiled
+    """A QConv or QGemm with exact products over ``channels`` input channels
+    (or features) of ``src``, x - sub, into dst."""
+    if row[OP] == CONV and row[DIRECT] != 0:
+        _pad(src, fb, channels, row, sub, fills, per_fill, nb)
+        _direct3x3(fb, dst, acc, channels, nb, row, wts, ivals, fvals)
+    elif row[OP] == CONV:
+        _im2col(src, fb, channels, row, sub, fills, per_fill, nb)
+        k = channels * row[KH] * row[KW]
+        _product(fb, dst, acc, k, row[OH] * row[OW] * nb, row, wts, ivals, fvals, blas)
+    else:
+        s32 = np.float32(sub)
+        for i in range(channels * nb):
+            fb[_U(i)] = np.float32(src[_U(i)]) - s32
+        _product(fb, dst, acc, channels, nb, row, wts, ivals, fvals, blas)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -314,25 +464,28 @@ def _program(
     wts: np.ndarray,
     ivals: np.ndarray,
     fvals: np.ndarray,
-    width: int,
-    work: int,
+    tvals: np.ndarray,
+    sizes: np.ndarray,
     blocks: int,
     blas: int,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Runs the program ``code`` on the (N, features) input ``x`` into the
-    (N, features) ``out``, ``blocks`` blocks of images in parallel. Codes
-    between layers are int16, ``width`` features per image; float32
-    operands and sums take ``work`` values per image."""
+    (N, features) ``out``, ``blocks`` blocks of images in parallel. Per
+    image, ``sizes`` holds the int16 codes between layers, the float32
+    operands and sums, the terms' transforms and the table indices a layer
+    needs at most."""
     n = x.shape[0]
     last = code.shape[0] - 1
     for b in numba.prange(blocks):
         lo, hi = n * b // blocks, n * (b + 1) // blocks
         nb = hi - lo
-        cur = np.empty(width * nb, np.int16)
-        nxt = np.empty(width * nb, np.int16)
-        fb = np.empty(work * nb, np.float32)
-        acc = np.empty(work * nb, np.float32)
+        cur = np.empty(sizes[0] * nb, np.int16)
+        nxt = np.empty(sizes[0] * nb, np.int16)
+        fb = np.empty(sizes[1] * nb, np.float32)
+        acc = np.empty(sizes[1] * nb, np.float32)
+        ex = np.empty(sizes[2] * nb, np.float32)
+        idx = np.empty(sizes[3] * nb, np.int32)
         first = 0
         if code[0, OP] == QUANTIZE:
             _quantize(x, cur, lo, nb, code[0], fvals)
@@ -349,16 +502,43 @@ def _program(
                 continue
             if op == MAXPOOL:
                 _max_pool(cur, nxt, nb, row)
-            elif op == CONV and row[DIRECT] != 0:
-                _pad_center(cur, fb, row, nb)
-                _direct3x3(fb, nxt, acc, nb, row, wts, ivals, fvals)
-            elif op == CONV:
-                _im2col(cur, fb, nb, row)
-                k = row[C] * row[KH] * row[KW]
-                _product(fb, nxt, acc, k, row[OH] * row[OW] * nb, row, wts, ivals, fvals, blas)
+            elif row[TABLE] >= 0:
+                # centered codes x - zx as table indices (from a_lo); padding is centered 0
+                shift = row[SUB] + row[A_LO]
+                if op == CONV:
+                    _im2col_index(cur, idx, row, shift, -row[A_LO], nb)
+                    k = row[C] * row[KH] * row[KW]
+                    q = row[OH] * row[OW] * nb
+                else:
+                    for i in range(row[C] * nb):
+                        idx[_U(i)] = np.int32(cur[_U(i)]) - shift
+                    k, q = row[C], nb
+                _table_product(idx, nxt, k, q, row, tvals, ivals, fvals)
+            elif row[TERMS] > 0:
+                _expand(cur, ex, row[IN_SIZE] * nb, row, fvals)
+                fills = fvals[row[FILLS] : row[FILLS] + row[TERMS]]
+                channels = row[TERMS] * row[C]
+                _linear(
+                    ex, channels, 0.0, fills, row[C], nxt, fb, acc, nb, row, wts, ivals, fvals, blas
+                )
             else:
-                _center(cur, fb, row[IN_SIZE] * nb, row[SUB])
-                _product(fb, nxt, acc, row[C], nb, row, wts, ivals, fvals, blas)
+                fills = fvals[row[FILLS] : row[FILLS] + 1]
+                _linear(
+                    cur,
+                    row[C],
+                    row[SUB],
+                    fills,
+                    row[C],
+                    nxt,
+                    fb,
+                    acc,
+                    nb,
+                    row,
+                    wts,
+                    ivals,
+                    fvals,
+                    blas,
+                )
             cur, nxt = nxt, cur
         if code[last, OP] != DEQUANTIZE:
             for f in range(out.shape[1]):
@@ -376,14 +556,22 @@ class _Builder:
 
     def __init__(self) -> None:
         self.rows: list[np.ndarray] = []
-        self.arrays: dict[str, list[np.ndarray]] = {"wts": [], "ivals": [], "fvals": []}
-        self.sizes = {"wts": 0, "ivals": 0, "fvals": 0}
+        self.arrays: dict[str, list[np.ndarray]] = {
+            "wts": [],
+            "ivals": [],
+            "fvals": [],
+            "tvals": [],
+        }
+        self.sizes = {"wts": 0, "ivals": 0, "fvals": 0, "tvals": 0}
         self.width = 0  # int16 codes per image, the widest layer boundary
         self.work = 1  # float32 operands or sums per image, the most any layer needs
+        self.expand = 1  # float32 transforms of a layer's input by its terms
+        self.index = 1  # int32 table indices
 
     def row(self, op: int, in_size: int, out_size: int) -> np.ndarray:
         r = np.zeros(COLUMNS, np.int64)
         r[OP], r[IN_SIZE], r[OUT_SIZE] = op, in_size, out_size
+        r[TABLE] = -1
         self.rows.append(r)
         self.width = max(self.width, in_size, out_size)
         return r
@@ -400,27 +588,90 @@ class _Builder:
         parts = self.arrays[kind]
         return np.concatenate(parts) if parts else np.zeros(1, dtype)
 
-    def linear(self, r: np.ndarray, plan: _QConv | _QGemm, x_dtype: np.dtype) -> None:
-        """A layer's weights and requantizer, one constant of each per output
-        channel. Refused where float32 sums could be inexact."""
-        if plan.__class__ not in (_QConv, _QGemm) or not _codes(x_dtype):
-            raise _Refused
-        k = math.prod(plan.w_shape[1:])
-        if k * max(1, plan.bound_w * plan.bound_x(x_dtype)) >= _EXACT_FLOAT32:
+    def linear(
+        self,
+        r: np.ndarray,
+        plan: Any,
+        x_dtype: np.dtype,
+        attrs: dict[str, Any],
+        xs: Sequence[int],
+    ) -> None:
+        """A QConv's or QGemm's constants: weights (or table indices), offsets
+        and requantizer, one constant of each per output channel, and the
+        buffers it needs. Refused where float32 sums could be inexact."""
+        if not _codes(x_dtype):
             raise _Refused
         q, m = plan.requant, int(plan.w_shape[0])
         if any(a.size not in (1, m) for a in (q.mult, q.shift, q.scale)) or not _codes(q.dtype):
             raise _Refused
+        conv = r[OP] == CONV
+        pixels = int(r[OH] * r[OW]) if conv else 1
+        r[PIXELS] = pixels
+        taps = math.prod(plan.w_shape[1:])
+        r[C] = xs[0]
         r[M] = m
-        r[WEIGHTS] = self.add("wts", plan.wf, np.float32)
         r[OFFSETS] = self.add("ivals", plan.offset, np.int64)
         r[MULTS] = self.add("ivals", np.broadcast_to(q.mult.reshape(-1), m), np.int64)
         r[SHIFTS] = self.add("ivals", np.broadcast_to(q.shift.reshape(-1), m), np.int64)
         r[SCALES] = self.add("fvals", np.broadcast_to(q.scale.reshape(-1), m), np.float32)
         r[ACC_BITS], r[FLOAT_MODE] = q.acc_bits, int(q.float_mode)
         r[ZP], r[QMIN], r[QMAX] = q.zp, q.qmin, q.qmax
-        r[SUB] = 0 if plan.raw else plan.zx
-        r[FILL] = plan.zx  # padding holds the zero point
+        if plan.__class__ in (_QConv, _QGemm):
+            if taps * max(1, plan.bound_w * plan.bound_x(x_dtype)) >= _EXACT_FLOAT32:
+                raise _Refused
+            r[SUB] = 0 if plan.raw else plan.zx
+            r[FILLS] = self.add("fvals", [plan.zx - r[SUB]], np.float32)  # padding: the zero point
+            r[WEIGHTS] = self.add("wts", plan.wf, np.float32)
+            self._operands(r, attrs, xs, 1, taps, pixels)
+            return
+        if plan.__class__ not in (ApproxConv, ApproxGemm):
+            raise _Refused
+        try:
+            plan.check_input(x_dtype)
+        except UserError:
+            raise _Refused from None  # the node-by-node run reports it
+        mult = plan.m
+        r[SUB], r[A_LO] = plan.zx, mult.a_lo
+        if plan.terms is not None:
+            terms = len(plan.term_luts)
+            if terms * taps * max(1, plan.stacked_bound) >= _EXACT_FLOAT32:
+                raise _Refused
+            identity = np.arange(mult.a_lo, mult.a_hi + 1, dtype=np.float32)
+            luts = [identity if lut is None else lut for lut in plan.term_luts]
+            r[TERMS], r[LUT_SIZE], r[LUT_SHIFT] = terms, identity.size, plan.zx + mult.a_lo
+            r[LUTS] = self.add("fvals", np.concatenate(luts), np.float32)
+            # padding is a centered 0, transformed
+            r[FILLS] = self.add("fvals", [lut[-mult.a_lo] for lut in luts], np.float32)
+            r[WEIGHTS] = self.add("wts", plan.stacked_weights, np.float32)
+            self.expand = max(self.expand, terms * int(r[IN_SIZE]))
+            self._operands(r, attrs, xs, terms, taps, pixels)
+            return
+        r[TABLE] = self.add("tvals", plan.tt, np.int32)
+        r[TB], r[TA] = plan.tt.shape
+        r[WINDEX] = self.add("tvals", plan.wi, np.int32)
+        if taps > plan.chunk:
+            raise _Refused  # int32 sums could overflow
+        r[PACKED], r[BIAS] = plan.packed_chunk, plan.bias
+        r[IDX_LO], r[IDX_HI] = plan.index_range
+        self.index = max(self.index, taps * pixels)
+
+    def _operands(
+        self,
+        r: np.ndarray,
+        attrs: dict[str, Any],
+        xs: Sequence[int],
+        terms: int,
+        taps: int,
+        pixels: int,
+    ) -> None:
+        """The float32 buffers of an exact product over ``terms`` stacked
+        transforms of the input, through the direct kernel where it applies."""
+        if r[OP] == CONV and direct3x3_ok(attrs, terms * xs[0]):
+            r[DIRECT] = 1
+            padded = (xs[1] + r[TOP] + r[BOTTOM]) * (xs[2] + r[LEFT] + r[RIGHT])
+            self.work = max(self.work, terms * xs[0] * padded)
+        else:
+            self.work = max(self.work, terms * taps * pixels, int(r[M]) * pixels)
 
 
 def _codes(dtype: np.dtype) -> bool:
@@ -500,30 +751,16 @@ def _compile(
                 raise _Refused
         elif node.op == "QConv":
             # larger maps run faster node by node, on the whole batch at once
-            if (
-                not isinstance(plan, _QConv)
-                or attrs["group"] != 1
-                or not small_map(attrs, (1, *xs))
-            ):
+            if attrs["group"] != 1 or not small_map(attrs, (1, *xs)):
                 raise _Refused
             r = b.row(CONV, fin, fout)
             _window(r, attrs, xs, ys)
-            b.linear(r, plan, x_dtype)
-            p = int(r[OH] * r[OW])
-            if direct3x3_ok(attrs, xs[0]):
-                r[DIRECT] = 1
-                b.work = max(
-                    b.work, xs[0] * (xs[1] + r[TOP] + r[BOTTOM]) * (xs[2] + r[LEFT] + r[RIGHT])
-                )
-            else:
-                b.work = max(b.work, math.prod(plan.w_shape[1:]) * p, int(r[M]) * p)
+            b.linear(r, plan, x_dtype, attrs, xs)
         elif node.op == "QGemm":
-            if not isinstance(plan, _QGemm) or len(xs) != 1 or len(ys) != 1:
+            if len(xs) != 1 or len(ys) != 1:
                 raise _Refused
             r = b.row(GEMM, fin, fout)
-            b.linear(r, plan, x_dtype)
-            r[C] = xs[0]
-            b.work = max(b.work, xs[0], int(r[M]))
+            b.linear(r, plan, x_dtype, attrs, xs)
         else:
             raise _Refused
     if not b.rows:
@@ -541,11 +778,20 @@ class FusedProgram:
         self.wts = builder.array("wts", np.float32)
         self.ivals = builder.array("ivals", np.int64)
         self.fvals = builder.array("fvals", np.float32)
-        self.width, self.work = builder.width, builder.work
+        self.tvals = builder.array("tvals", np.int32)
+        self.sizes = np.array(
+            [builder.width, builder.work, builder.expand, builder.index], np.int64
+        )
         self.out_dtype = out_dtype
         self.out_shape = out_shape
-        per_image = 4 * self.width + 8 * self.work  # two int16 and two float32 buffers
+        # two int16 code buffers, two float32 operand buffers, the terms'
+        # transforms, the table indices
+        per_image = int(self.sizes @ np.array([4, 8, 4, 4]))
         self.block = int(max(1, min(_MAX_BLOCK, _BLOCK_BYTES // per_image)))
+        for r in self.code:
+            # packing table rows pays off over long rows of patches only
+            if r[TABLE] >= 0 and r[PIXELS] * self.block < _PACKED_COLUMNS:
+                r[PACKED] = 0
 
     def __call__(self, x: np.ndarray, threads: int) -> np.ndarray:
         """The output for the (N, ...) input ``x``. With more than one thread
@@ -565,8 +811,8 @@ class FusedProgram:
                 self.wts,
                 self.ivals,
                 self.fvals,
-                self.width,
-                self.work,
+                self.tvals,
+                self.sizes,
                 blocks,
                 sgemm_address(),
                 out,

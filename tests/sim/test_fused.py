@@ -53,6 +53,34 @@ def chain_cnn() -> tuple:
     return model, x
 
 
+def wide_cnn() -> tuple:
+    """Layers with enough output channels (20 or 24) that factored multipliers
+    with several terms run as their terms rather than from the table, and
+    short enough reductions that the stacked terms' sums stay float32-exact."""
+    rng = np.random.default_rng(4)
+    init = {
+        "w1": rng.standard_normal((24, 2, 3, 3)).astype(np.float32) * 0.4,
+        "w2": rng.standard_normal((20, 24, 1, 1)).astype(np.float32) * 0.2,
+        "fc1": rng.standard_normal((20, 20)).astype(np.float32) * 0.2,
+        "fc2": rng.standard_normal((3, 20)).astype(np.float32) * 0.3,
+        "shape": np.array([0, -1], np.int64),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["a1"]),
+        helper.make_node("Conv", ["a1", "w2"], ["b"], strides=[2, 2]),
+        helper.make_node("Relu", ["b"], ["b1"]),
+        helper.make_node("MaxPool", ["b1"], ["p"], kernel_shape=[3, 3]),
+        helper.make_node("Reshape", ["p", "shape"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc1"], ["g"], transB=1),
+        helper.make_node("Relu", ["g"], ["g1"]),
+        helper.make_node("Gemm", ["g1", "fc2"], ["y"], transB=1),
+    ]
+    model = make_model(nodes, [tensor("x", ["N", 2, 5, 5])], [tensor("y", ["N", 3])], init)
+    x = rng.standard_normal((200, 2, 5, 5)).astype(np.float32)
+    return model, x
+
+
 def _quantized(model, x: np.ndarray, directive: str, tmp_path: Path, then: str = ""):
     np.savez(tmp_path / "calib.npz", x=x[:100])
     graph = import_model(model)
@@ -134,13 +162,86 @@ def test_graphs_it_does_not_cover(tmp_path) -> None:
     assert Executor(_quantized(model, x, "quantize *", tmp_path)).fused is None
     model, x = chain_cnn()
     assert Executor(import_model(model)).fused is None  # float
-    approx = _quantized(model, x, "quantize *", tmp_path, "approximate * multiplier=trunc(4)\n")
-    assert Executor(approx).fused is None
     exact = _quantized(model, x, "quantize *", tmp_path, "approximate * multiplier=exact\n")
     assert Executor(exact).fused is not None
     wide = _quantized(model, x, "quantize * weights=int12 activations=int12", tmp_path)
     assert Executor(wide).fused is None  # float32 sums could be inexact
     assert Executor(exact, fuse=False).fused is None
+
+
+@pytest.mark.parametrize(
+    "multiplier",
+    ["perforated(0, 2)", "trunc(4)", "trunc_corrected(4)", "drum(3)", "table", "wide table"],
+)
+def test_approximate_layers(tmp_path, multiplier) -> None:
+    """Factored multipliers (one term with its own activation table, and five
+    terms) through the direct kernel and the patch matrix; tables through the
+    packed and the plain lookup kernels, and with entries so large (17 bits)
+    that the packed lanes are emptied every 15 taps."""
+    from axc.sim import fused
+
+    rng = np.random.default_rng(5)
+    if "table" in multiplier:
+        top = 1 << 17 if multiplier == "wide table" else 65026
+        np.save(tmp_path / "t.npy", rng.integers(0, top, (256, 256)))
+        multiplier = f'"{tmp_path / "t.npy"}"'
+    then = f"approximate * multiplier={multiplier}\n"
+    model, x = chain_cnn()
+    wide, xw = wide_cnn()
+    digits = axc.load(DIGITS / "digits_cnn.onnx")
+    axc.apply(digits, f'quantize * data="{DIGITS / "calib.npz"}"\n{then}')
+    for graph, data in (
+        (_quantized(model, x, "quantize *", tmp_path, then), x),
+        (_quantized(wide, xw, "quantize *", tmp_path, then), xw),
+        (digits, np.load(DIGITS / "test.npz")["x"]),
+    ):
+        program = Executor(graph).fused
+        assert program is not None
+        linear = program.code[program.code[:, fused.OP] == fused.CONV]
+        assert (linear[:, fused.TERMS] > 0).any() or (linear[:, fused.TABLE] >= 0).any()
+        _same_as_node_by_node(graph, data)
+
+
+def test_every_approximate_path_is_taken(tmp_path) -> None:
+    """The cases of test_approximate_layers between them take each path."""
+    from axc.sim import fused
+
+    model, x = chain_cnn()
+    rows = []
+    for top, spec in (
+        (65026, "table"),
+        (1 << 17, "table"),
+        (0, "perforated(0, 2)"),
+        (0, "trunc(4)"),
+    ):
+        if spec == "table":
+            np.save(tmp_path / "t.npy", np.random.default_rng(5).integers(0, top, (256, 256)))
+            spec = f'"{tmp_path / "t.npy"}"'
+        for graph in (
+            _quantized(model, x, "quantize *", tmp_path, f"approximate * multiplier={spec}\n"),
+        ):
+            program = Executor(graph).fused
+            assert program is not None
+            rows.extend(program.code)
+    wide, xw = wide_cnn()
+    graph = _quantized(
+        wide, xw, "quantize *", tmp_path, "approximate * multiplier=trunc_corrected(4)\n"
+    )
+    program = Executor(graph).fused
+    assert program is not None
+    several = program.code[program.code[:, fused.TERMS] > 1]
+    assert (several[:, fused.OP] == fused.CONV).any() and (several[:, fused.OP] == fused.GEMM).any()
+    fills = [program.fvals[r[fused.FILLS] : r[fused.FILLS] + r[fused.TERMS]] for r in several]
+    assert any(f.any() for f in fills)  # a term whose padding (centered 0) is not 0
+    code = np.stack(rows)
+    terms = code[code[:, fused.TERMS] > 0]
+    assert {0, 1} <= set(terms[terms[:, fused.OP] == fused.CONV][:, fused.DIRECT])
+    assert (terms[:, fused.OP] == fused.GEMM).any()
+    tables = code[code[:, fused.TABLE] >= 0]
+    assert (tables[:, fused.PACKED] > 0).any() and (tables[:, fused.PACKED] == 0).any()
+    taps = tables[:, fused.C] * tables[:, fused.KH] * tables[:, fused.KW]
+    packed = tables[tables[:, fused.PACKED] > 0]
+    assert (packed[:, fused.PACKED] < taps[tables[:, fused.PACKED] > 0]).any()  # lanes emptied
 
 
 def test_observers_see_every_value(tmp_path) -> None:
