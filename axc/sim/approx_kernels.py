@@ -370,8 +370,12 @@ class _Approx:
         )
         if method is not None and method not in ("terms", "table"):
             raise ValueError(f"method must be 'terms' or 'table', not {method!r}")
-        if terms is not None and (method == "terms" or (method is None and cheaper)):
-            self.terms: list[tuple[np.ndarray, np.ndarray]] | None = terms
+        # the multiplier's terms, where its table has them (the one-program
+        # path in fused.py takes them whatever this layer's choice below)
+        self.factored = terms
+        use_terms = terms is not None and (method == "terms" or (method is None and cheaper))
+        self.terms: list[tuple[np.ndarray, np.ndarray]] | None = terms if use_terms else None
+        if terms is not None:
             # per term: its activation transform (None: the identity) and its
             # weights, q_j(w) as float32 (M, K)
             a = np.arange(m.a_lo, m.a_hi + 1, dtype=np.int64)
@@ -388,8 +392,7 @@ class _Approx:
             # against the activations' transforms stacked (T * K, Q)
             self.stacked_weights = np.ascontiguousarray(np.concatenate(self.term_weights, axis=1))
             self.stacked_bound = max(bx * bw for bx, bw in self.term_bounds)
-        else:
-            self.terms = None
+        if self.terms is None:
             self.tt = np.ascontiguousarray(m.table.T, np.int32)
             self.wi = (wc - m.b_lo).astype(np.int32)
             # int32 sums are exact while chunk * max|T| < 2^31
