@@ -42,6 +42,7 @@ from axc.sim.approx_kernels import (
 from axc.sim.blas import sgemm, sgemm_address
 from axc.sim.int_kernels import (
     _EXACT_FLOAT32,
+    _conv3x3_minor,
     _Dequantize,
     _finish_row,
     _QConv,
@@ -51,7 +52,12 @@ from axc.sim.int_kernels import (
     small_map,
 )
 from axc.sim.jit import parallel_kernel, serial_mode
-from axc.sim.kernels import _U
+from axc.sim.kernels import (
+    _U,
+    _im2col_minor_kernel,
+    _max_pool2d_minor,
+    _pad_minor_kernel,
+)
 
 __all__ = ["FusedProgram", "fused_program"]
 
@@ -121,9 +127,13 @@ _BLOCK_BYTES = 4 << 20
 
 
 # ------------------------------------------------------------- numba parts
-# the approximate layers' table kernels, serial builds (a block is one thread)
+# the node-by-node kernels, serial builds (a block is one thread)
 _table_plain = _lut_matmul.serial
 _table_packed = _lut_matmul_packed.serial
+_pad_block = _pad_minor_kernel.serial
+_conv3x3_block = _conv3x3_minor.serial
+_im2col_block = _im2col_minor_kernel.serial
+_max_pool_block = _max_pool2d_minor.serial
 
 
 @numba.njit(cache=True, nogil=True)
@@ -153,118 +163,6 @@ def _requant_row(
         row[QMIN],
         row[QMAX],
     )
-
-
-@numba.njit(cache=True, nogil=True)
-def _pad(
-    src: np.ndarray,
-    dst: np.ndarray,
-    channels: int,
-    row: np.ndarray,
-    sub: float,
-    fills: np.ndarray,
-    per_fill: int,
-    nb: int,
-) -> None:  # pragma: no cover - compiled
-    """dst (channels, H + top + bottom, W + left + right, nb) = float32(src) -
-    sub; channel c's padding holds fills[c // per_fill]."""
-    h, w = row[H], row[W]
-    top, left = row[TOP], row[LEFT]
-    hp, wp = h + top + row[BOTTOM], w + left + row[RIGHT]
-    s32 = np.float32(sub)
-    for c in range(channels):
-        pad = np.float32(fills[c // per_fill])
-        for y in range(hp):
-            inside = top <= y < top + h
-            for z in range(wp):
-                d = _U(((c * hp + y) * wp + z) * nb)
-                if inside and left <= z < left + w:
-                    s = _U(((c * h + y - top) * w + z - left) * nb)
-                    for t in range(nb):
-                        dst[d + _U(t)] = np.float32(src[s + _U(t)]) - s32
-                else:
-                    for t in range(nb):
-                        dst[d + _U(t)] = pad
-
-
-@numba.njit(cache=True, nogil=True)
-def _direct3x3(
-    xp: np.ndarray,
-    dst: np.ndarray,
-    acc: np.ndarray,
-    channels: int,
-    nb: int,
-    row: np.ndarray,
-    wts: np.ndarray,
-    ivals: np.ndarray,
-    fvals: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """A 3x3 convolution of a padded, centered (channels, Hp, Wp, nb) block:
-    each output pixel's nine products per channel are summed along the run of
-    nb images, then requantized into dst (M, OH, OW, nb) (as _conv3x3_minor)."""
-    m_n, oh, ow, sh, sw = row[M], row[OH], row[OW], row[SH], row[SW]
-    hp = row[H] + row[TOP] + row[BOTTOM]
-    wp = row[W] + row[LEFT] + row[RIGHT]
-    line = wp * nb
-    n1, n2 = _U(nb), _U(2 * nb)
-    for m in range(m_n):
-        for i in range(oh):
-            for j in range(ow):
-                for t in range(nb):
-                    acc[_U(t)] = 0
-                for c in range(channels):
-                    r0 = _U(((c * hp + i * sh) * wp + j * sw) * nb)
-                    r1 = r0 + _U(line)
-                    r2 = r1 + _U(line)
-                    q = row[WEIGHTS] + (m * channels + c) * 9
-                    a0, a1, a2 = wts[q], wts[q + 1], wts[q + 2]
-                    b0, b1, b2 = wts[q + 3], wts[q + 4], wts[q + 5]
-                    d0, d1, d2 = wts[q + 6], wts[q + 7], wts[q + 8]
-                    for t in range(nb):
-                        u = _U(t)
-                        e = a0 * xp[r0 + u] + a1 * xp[r0 + n1 + u] + a2 * xp[r0 + n2 + u]
-                        f = b0 * xp[r1 + u] + b1 * xp[r1 + n1 + u] + b2 * xp[r1 + n2 + u]
-                        g = d0 * xp[r2 + u] + d1 * xp[r2 + n1 + u] + d2 * xp[r2 + n2 + u]
-                        acc[u] += e + f + g
-                start = ((m * oh + i) * ow + j) * nb
-                _requant_row(acc[:nb], dst[start : start + nb], m, row, ivals, fvals)
-
-
-@numba.njit(cache=True, nogil=True)
-def _im2col(
-    x: np.ndarray,
-    cols: np.ndarray,
-    channels: int,
-    row: np.ndarray,
-    sub: float,
-    fills: np.ndarray,
-    per_fill: int,
-    nb: int,
-) -> None:  # pragma: no cover - compiled
-    """The patch matrix (channels * KH * KW, OH * OW * nb) of a (channels, H,
-    W, nb) block, x - sub in the type of ``cols``; channel c's padding holds
-    fills[c // per_fill] (as _im2col_minor_kernel)."""
-    h, w, oh, ow = row[H], row[W], row[OH], row[OW]
-    kh, kw, sh, sw, dh, dw = row[KH], row[KW], row[SH], row[SW], row[DH], row[DW]
-    top, left = row[TOP], row[LEFT]
-    p = oh * ow
-    s32 = np.float32(sub)
-    for k in range(channels * kh * kw):
-        c, rest = k // (kh * kw), k % (kh * kw)
-        u, v = rest // kw, rest % kw
-        pad = np.float32(fills[c // per_fill])
-        for i in range(oh):
-            y = i * sh + u * dh - top
-            for j in range(ow):
-                z = j * sw + v * dw - left
-                d = _U((k * p + i * ow + j) * nb)
-                if y < 0 or y >= h or z < 0 or z >= w:
-                    for t in range(nb):
-                        cols[d + _U(t)] = pad
-                else:
-                    s = _U(((c * h + y) * w + z) * nb)
-                    for t in range(nb):
-                        cols[d + _U(t)] = np.float32(x[s + _U(t)]) - s32
 
 
 @numba.njit(cache=True, nogil=True)
@@ -365,10 +263,9 @@ def _expand(
 @numba.njit(cache=True, nogil=True)
 def _linear(
     src: np.ndarray,
-    channels: int,
+    groups: int,
     sub: float,
     fills: np.ndarray,
-    per_fill: int,
     dst: np.ndarray,
     fb: np.ndarray,
     acc: np.ndarray,
@@ -379,51 +276,75 @@ def _linear(
     fvals: np.ndarray,
     blas: int,
 ) -> None:  # pragma: no cover - compiled
-    """A QConv or QGemm with exact products over ``channels`` input channels
-    (or features) of ``src``, x - sub, into dst."""
-    if row[OP] == CONV and row[DIRECT] != 0:
-        _pad(src, fb, channels, row, sub, fills, per_fill, nb)
-        _direct3x3(fb, dst, acc, channels, nb, row, wts, ivals, fvals)
-    elif row[OP] == CONV:
-        _im2col(src, fb, channels, row, sub, fills, per_fill, nb)
-        k = channels * row[KH] * row[KW]
-        _product(fb, dst, acc, k, row[OH] * row[OW] * nb, row, wts, ivals, fvals, blas)
-    else:
+    """A QConv or QGemm with exact products over ``groups`` stacked copies
+    of the layer's C input channels (or features) in ``src`` (one, or one
+    per term), as x - sub, copy g's padding ``fills[g]``, into dst. The
+    node-by-node kernels do the work: the same padding, direct 3x3 loop and
+    patch matrix."""
+    c_n, m_n, h, w = row[C], row[M], row[H], row[W]
+    channels = groups * c_n
+    if row[OP] == GEMM:
         s32 = np.float32(sub)
         for i in range(channels * nb):
             fb[_U(i)] = np.float32(src[_U(i)]) - s32
         _product(fb, dst, acc, channels, nb, row, wts, ivals, fvals, blas)
-
-
-@numba.njit(cache=True, nogil=True)
-def _max_pool(
-    x: np.ndarray, dst: np.ndarray, nb: int, row: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    c_n, h, w, oh, ow = row[C], row[H], row[W], row[OH], row[OW]
-    kh, kw, sh, sw, dh, dw = row[KH], row[KW], row[SH], row[SW], row[DH], row[DW]
-    ph, pw = row[TOP], row[LEFT]
-    for c in range(c_n):
-        for i in range(oh):
-            for j in range(ow):
-                d = _U(((c * oh + i) * ow + j) * nb)
-                first = True
-                for u in range(kh):
-                    y = i * sh - ph + u * dh
-                    if y < 0 or y >= h:
-                        continue
-                    for v in range(kw):
-                        z = j * sw - pw + v * dw
-                        if z < 0 or z >= w:
-                            continue
-                        s = _U(((c * h + y) * w + z) * nb)
-                        if first:
-                            for t in range(nb):
-                                dst[d + _U(t)] = x[s + _U(t)]
-                            first = False
-                        else:
-                            for t in range(nb):
-                                e = d + _U(t)
-                                dst[e] = max(dst[e], x[s + _U(t)])
+        return
+    oh, ow, top, left = row[OH], row[OW], row[TOP], row[LEFT]
+    size = c_n * h * w * nb
+    if row[DIRECT] != 0:
+        hp, wp = h + top + row[BOTTOM], w + left + row[RIGHT]
+        padded = c_n * hp * wp * nb
+        for g in range(groups):
+            xg, pg = src[g * size : (g + 1) * size], fb[g * padded : (g + 1) * padded]
+            _pad_block(xg, nb, h, w, hp, wp, top, left, fills[g], sub, pg)
+        w0, m0 = row[WEIGHTS], row[MULTS]
+        _conv3x3_block(
+            fb[: groups * padded],
+            wts[w0 : w0 + m_n * channels * 9].reshape((m_n, channels * 9)),
+            channels,
+            hp,
+            wp,
+            nb,
+            oh,
+            ow,
+            row[SH],
+            row[SW],
+            ivals[row[OFFSETS] : row[OFFSETS] + m_n],
+            row[ACC_BITS],
+            row[FLOAT_MODE] != 0,
+            ivals[m0 : m0 + m_n],
+            ivals[row[SHIFTS] : row[SHIFTS] + m_n],
+            fvals[row[SCALES] : row[SCALES] + m_n],
+            row[ZP],
+            row[QMIN],
+            row[QMAX],
+            dst[: m_n * oh * ow * nb],
+        )
+        return
+    kh, kw, taps, q = row[KH], row[KW], c_n * row[KH] * row[KW], oh * ow * nb
+    for g in range(groups):
+        _im2col_block(
+            src,
+            nb,
+            h,
+            w,
+            top,
+            left,
+            fills[g],
+            sub,
+            g * c_n,
+            c_n,
+            kh,
+            kw,
+            row[SH],
+            row[SW],
+            row[DH],
+            row[DW],
+            oh,
+            ow,
+            fb[g * taps * q : (g + 1) * taps * q],
+        )
+    _product(fb, dst, acc, groups * taps, q, row, wts, ivals, fvals, blas)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -501,7 +422,23 @@ def _program(
                 _dequantize(cur, out, lo, nb, row, fvals)
                 continue
             if op == MAXPOOL:
-                _max_pool(cur, nxt, nb, row)
+                _max_pool_block(
+                    cur[: row[IN_SIZE] * nb],
+                    nb,
+                    row[H],
+                    row[W],
+                    row[KH],
+                    row[KW],
+                    row[SH],
+                    row[SW],
+                    row[TOP],
+                    row[LEFT],
+                    row[DH],
+                    row[DW],
+                    row[OH],
+                    row[OW],
+                    nxt[: row[OUT_SIZE] * nb],
+                )
             elif row[TABLE] >= 0:
                 # centered codes x - zx as table indices (from a_lo); padding is centered 0
                 shift = row[SUB] + row[A_LO]
@@ -517,28 +454,10 @@ def _program(
             elif row[TERMS] > 0:
                 _expand(cur, ex, row[IN_SIZE] * nb, row, fvals)
                 fills = fvals[row[FILLS] : row[FILLS] + row[TERMS]]
-                channels = row[TERMS] * row[C]
-                _linear(
-                    ex, channels, 0.0, fills, row[C], nxt, fb, acc, nb, row, wts, ivals, fvals, blas
-                )
+                _linear(ex, row[TERMS], 0.0, fills, nxt, fb, acc, nb, row, wts, ivals, fvals, blas)
             else:
                 fills = fvals[row[FILLS] : row[FILLS] + 1]
-                _linear(
-                    cur,
-                    row[C],
-                    row[SUB],
-                    fills,
-                    row[C],
-                    nxt,
-                    fb,
-                    acc,
-                    nb,
-                    row,
-                    wts,
-                    ivals,
-                    fvals,
-                    blas,
-                )
+                _linear(cur, 1, row[SUB], fills, nxt, fb, acc, nb, row, wts, ivals, fvals, blas)
             cur, nxt = nxt, cur
         if code[last, OP] != DEQUANTIZE:
             for f in range(out.shape[1]):
