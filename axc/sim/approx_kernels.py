@@ -12,8 +12,11 @@ Two ways to compute the sums, both exact:
   f_r(a) g_r(b)`` with a few integer-valued factor pairs (truncated, broken-
   array and perforated multipliers have this form), the layer is 1 + r exact
   matrix products, at BLAS speed;
-* **table**: otherwise a gather from the table, in a Numba kernel that keeps
-  one weight's column of the table in cache while it streams the activations.
+* **table**: otherwise a gather from the table, in a Numba kernel that packs
+  the table rows of three weights into one 64-bit word (so one lookup serves
+  three products) and streams a row of activation indices past four such
+  words; with few patches and many weights it swaps the roles, packing per
+  patch and streaming the weights.
 """
 
 from __future__ import annotations
@@ -56,7 +59,11 @@ from axc.sim.kernels import (
 __all__ = ["approximate_conv", "approximate_gemm", "decompose"]
 
 _COLS_BYTES = 64 << 20  # bound on one patch matrix; larger batches are processed in slices
-_PACKED_MIN_COLUMNS = 1024  # below this, packing table rows costs more than it saves (measured)
+_PACKED_MIN_COLUMNS = 160  # below this, packing table rows costs more than it saves (measured)
+# below this many patches, with twice as many weights, packing per patch and
+# streaming the weights is faster (measured: 1.3x at 196 patches, 512 weights)
+_TRANSPOSED_BELOW = 256
+_TRANSPOSED_RATIO = 2
 
 
 @parallel_kernel
@@ -111,17 +118,34 @@ def _pack_rows(
     lo: int,
     hi: int,
 ) -> None:  # pragma: no cover - compiled
-    """row[x] = the table rows of weights m0 .. m0 + count - 1 at tap k, each
-    offset by ``bias`` (so non-negative), in 21-bit lanes of one int64."""
-    r0 = tt[wi[m0, k]]
-    r1 = tt[wi[m0 + 1, k]] if count > 1 else r0
-    r2 = tt[wi[m0 + 2, k]] if count > 2 else r0
-    for x in range(lo, hi + 1):
-        row[x] = (
+    """row[x] for x in lo..hi: the table rows of weights m0 .. m0 + count - 1
+    (count 1 to 3) at tap k, each offset by ``bias`` (so non-negative), in
+    21-bit lanes of one int64. Slices and a loop from 0 keep every index
+    provably non-negative, so the loop vectorizes (an index ``lo + x`` does
+    not: Numba's negative-index check stops it)."""
+    w0 = wi[m0, k]
+    w1 = wi[m0 + 1, k] if count > 1 else w0
+    w2 = wi[m0 + 2, k] if count > 2 else w0
+    r0, r1, r2 = tt[w0, lo : hi + 1], tt[w1, lo : hi + 1], tt[w2, lo : hi + 1]
+    dst = row[lo : hi + 1]
+    for x in range(dst.shape[0]):
+        dst[x] = (
             np.int64(r0[x] + bias)
             | (np.int64(r1[x] + bias) << _LANE)
             | (np.int64(r2[x] + bias) << (2 * _LANE))
         )
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _unpack_lanes(
+    acc: np.ndarray, out: np.ndarray, m0: int, count: int, offset: int
+) -> None:  # pragma: no cover - compiled
+    """out[m0 + j] += lane j of ``acc`` less ``offset``, for j < count."""
+    mask = (np.int64(1) << _LANE) - 1
+    for j in range(count):
+        dst, shift = out[m0 + j], _LANE * j
+        for q in range(acc.shape[0]):
+            dst[q] += ((acc[q] >> shift) & mask) - offset
 
 
 @parallel_kernel
@@ -135,52 +159,53 @@ def _lut_matmul_packed(
     hi: int,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """out[m, q] = sum_k tt[wi[m, k], xi[k, q]], six weights per pass: the
+    """out[m, q] = sum_k tt[wi[m, k], xi[k, q]], twelve weights per pass: the
     table rows of three weights are packed into 21-bit lanes of one int64, so
-    one lookup and one add serve three products. Entries are offset by
-    ``bias`` to be non-negative and a lane holds ``chunk`` of them without
-    carrying into the next; after each chunk of taps the lanes are unpacked.
-    ``lo``..``hi`` bound the activation indices (only those rows are packed)."""
+    one lookup and one add serve three products, and four such words share
+    each activation index read. Entries are offset by ``bias`` to be
+    non-negative and a lane holds ``chunk`` of them without carrying into the
+    next; after each chunk of taps the lanes are unpacked into ``out``.
+    ``lo``..``hi`` bound the activation indices (only those rows are packed);
+    unsigned indices (uint8) spare Numba's negative-index checks."""
     m_count, k_count = wi.shape
     q_count = xi.shape[1]
-    mask = (np.int64(1) << _LANE) - 1
-    for blk in numba.prange((m_count + 5) // 6):
-        m0 = blk * 6
-        mc = min(6, m_count - m0)
-        ma, mb = min(3, mc), max(0, mc - 3)
-        row_a = np.zeros(tt.shape[1], np.int64)
-        row_b = np.zeros(tt.shape[1], np.int64)
-        acc_a = np.empty(q_count, np.int64)
-        acc_b = np.empty(q_count, np.int64)
-        res = np.zeros((6, q_count), np.int64)
+    for blk in numba.prange((m_count + 11) // 12):
+        m0 = blk * 12
+        mc = min(12, m_count - m0)
+        for j in range(mc):
+            out[m0 + j, :] = 0
+        rows = np.zeros((4, tt.shape[1]), np.int64)
+        acc = np.empty((4, q_count), np.int64)
+        r0, r1, r2, r3 = rows[0], rows[1], rows[2], rows[3]
+        a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
         for k0 in range(0, k_count, chunk):
             k1 = min(k_count, k0 + chunk)
-            acc_a[:] = 0
-            acc_b[:] = 0
+            acc[:] = 0
             for k in range(k0, k1):
-                _pack_rows(tt, wi, m0, ma, k, bias, row_a, lo, hi)
+                for word in range(4):
+                    count = min(3, mc - 3 * word)
+                    if count > 0:
+                        _pack_rows(tt, wi, m0 + 3 * word, count, k, bias, rows[word], lo, hi)
                 idx = xi[k]
-                if mb > 0:
-                    _pack_rows(tt, wi, m0 + 3, mb, k, bias, row_b, lo, hi)
-                    for q in range(q_count):
-                        v = idx[q]
-                        acc_a[q] += row_a[v]
-                        acc_b[q] += row_b[v]
-                else:
-                    for q in range(q_count):
-                        acc_a[q] += row_a[idx[q]]
+                for q in range(q_count):
+                    v = idx[q]
+                    a0[q] += r0[v]
+                    a1[q] += r1[v]
+                    a2[q] += r2[v]
+                    a3[q] += r3[v]
             offset = (k1 - k0) * bias
-            for q in range(q_count):
-                a, b = acc_a[q], acc_b[q]
-                res[0, q] += (a & mask) - offset
-                res[1, q] += ((a >> _LANE) & mask) - offset
-                res[2, q] += ((a >> (2 * _LANE)) & mask) - offset
-                res[3, q] += (b & mask) - offset
-                res[4, q] += ((b >> _LANE) & mask) - offset
-                res[5, q] += ((b >> (2 * _LANE)) & mask) - offset
-        for j in range(mc):
-            for q in range(q_count):
-                out[m0 + j, q] = res[j, q]
+            for word in range(4):
+                count = min(3, mc - 3 * word)
+                if count > 0:
+                    _unpack_lanes(acc[word], out, m0 + 3 * word, count, offset)
+
+
+def _lane_chunk(table: np.ndarray) -> tuple[int, int]:
+    """The bias that makes ``table``'s entries non-negative and how many of
+    them a 21-bit lane sums without carrying (0: they do not fit a lane)."""
+    bias = -int(table.min(initial=0))
+    span = int(table.max(initial=0)) + bias
+    return bias, ((1 << _LANE) - 1) // max(1, span) if span < (1 << 20) else 0
 
 
 @parallel_kernel
@@ -398,11 +423,11 @@ class _Approx:
             # int32 sums are exact while chunk * max|T| < 2^31
             self.chunk = max(1, ((1 << 31) - 1) // max(1, int(np.abs(self.tt).max(initial=0))))
             # packed lanes: entries offset to [0, span] must sum within 21 bits
-            self.bias = -int(self.tt.min())
-            span = int(self.tt.max()) + self.bias
-            self.packed_chunk = ((1 << _LANE) - 1) // max(1, span) if span < (1 << 20) else 0
+            self.bias, self.packed_chunk = _lane_chunk(self.tt)
             self.index_range = (0, self.tt.shape[1] - 1)
         self._checked: set[np.dtype] = set()
+        self._win: tuple[tuple[int, int], np.ndarray, int, int] | None = None
+        self._t_cache: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray, int, int]] = {}
 
     def check_input(self, dtype: np.dtype) -> None:
         if dtype in self._checked:
@@ -442,14 +467,26 @@ class _Approx:
                             np.ascontiguousarray(cols), lut, self.m.a_lo, x[j * k : (j + 1) * k]
                         )
             return _accumulate(self.stacked_weights[w_rows], x, self.stacked_bound, 1)
-        xi = np.empty(cols.shape, np.int32)
-        _to_index(np.ascontiguousarray(cols), self.m.a_lo, xi)
+        table, bias, packed = self._window()
+        # indices into the window: one byte each where it is 256 wide or less
+        xi = np.empty(cols.shape, np.uint8 if table.shape[1] <= 256 else np.int32)
+        _to_index(np.ascontiguousarray(cols), self.m.a_lo + self.index_range[0], xi)
         wi = np.ascontiguousarray(self.wi[w_rows])
-        if self.packed_chunk and cols.shape[1] >= _PACKED_MIN_COLUMNS:
-            # long rows of patches amortize packing three weights' table rows
-            out64 = np.empty((wc.shape[0], cols.shape[1]), np.int64)
-            lo, hi = self.index_range
-            _lut_matmul_packed(xi, wi, self.tt, self.bias, self.packed_chunk, lo, hi, out64)
+        q = cols.shape[1]
+        if packed and q >= _PACKED_MIN_COLUMNS:
+            if q < _TRANSPOSED_BELOW and q * _TRANSPOSED_RATIO <= wc.shape[0]:
+                # few patches, many weights: pack per patch, stream the weights
+                wt, table_t, bias_t, packed_t = self._transposed(w_rows)
+                if packed_t:
+                    out_t = np.empty((q, wc.shape[0]), np.int64)
+                    xt = np.ascontiguousarray(xi.T)
+                    _lut_matmul_packed(
+                        wt, xt, table_t, bias_t, packed_t, 0, table_t.shape[1] - 1, out_t
+                    )
+                    return np.ascontiguousarray(out_t.T)
+            # rows of patches long enough to amortize packing table rows
+            out64 = np.empty((wc.shape[0], q), np.int64)
+            _lut_matmul_packed(xi, wi, table, bias, packed, 0, table.shape[1] - 1, out64)
             return out64
         chunk = self.chunk
         total = np.zeros((wc.shape[0], cols.shape[1]), np.int64)
@@ -458,11 +495,36 @@ class _Approx:
             _lut_matmul(
                 np.ascontiguousarray(xi[k0 : k0 + chunk]),
                 np.ascontiguousarray(wi[:, k0 : k0 + chunk]),
-                self.tt,
+                table,
                 part,
             )
             total += part
         return total
+
+    def _transposed(self, w_rows: slice) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """For the roles swapped: the weights' indices (K, M_rows) into the
+        rows they use, one byte each where that fits, and the window's
+        transpose over those rows, with its bias and packed chunk."""
+        table, _, _ = self._window()
+        key = (self.index_range, w_rows.start, w_rows.stop)
+        if key not in self._t_cache:
+            wi = self.wi[w_rows]
+            lo, hi = int(wi.min(initial=0)), int(wi.max(initial=0))
+            kind = np.uint8 if hi - lo < 256 else np.int32
+            wt = np.ascontiguousarray((wi - lo).T.astype(kind))
+            table_t = np.ascontiguousarray(table[lo : hi + 1].T)
+            self._t_cache[key] = (wt, table_t, *_lane_chunk(table_t))
+        return self._t_cache[key]
+
+    def _window(self) -> tuple[np.ndarray, int, int]:
+        """The table's columns that the inputs seen so far can index
+        (``index_range``), contiguous, with the bias and chunk that pack them
+        (a sign-magnitude table is 511 wide; one input type indexes 256)."""
+        lo, hi = self.index_range
+        if self._win is None or self._win[0] != (lo, hi):
+            table = np.ascontiguousarray(self.tt[:, lo : hi + 1])
+            self._win = ((lo, hi), table, *_lane_chunk(table))
+        return self._win[1], self._win[2], self._win[3]
 
     def _term_inputs(self, part: np.ndarray) -> list[tuple[np.ndarray, float, int]]:
         """Per term of the factored form: its operand source (the codes, or

@@ -34,6 +34,7 @@ import numpy as np
 from axc.errors import UserError
 from axc.ir import BATCH, Graph, Node
 from axc.sim.approx_kernels import (
+    _PACKED_MIN_COLUMNS,
     ApproxConv,
     ApproxGemm,
     _lut_matmul,
@@ -118,11 +119,10 @@ COLUMNS = 47
 # twice as long as blocks of 113, the inner loops being runs of one block),
 # fewer where a block's buffers would pass 4 MiB.
 _MAX_BLOCK = 128
-# An arbitrary table's layer packs three weights' table rows into one word
-# (approx_kernels._lut_matmul_packed) over rows of patches this long or longer:
-# on digits, packing its second layer (16 pixels by a block) took the table
-# run from 2.7 to 2.1 ms, packing the dense layers (a block long) made it slower.
-_PACKED_COLUMNS = 1024
+# An arbitrary table's layer packs its weights' table rows into lanes of a
+# word (approx_kernels._lut_matmul_packed) over rows of patches as long as the
+# node-by-node path does (_PACKED_MIN_COLUMNS): on digits, its convolutions
+# (16 pixels by a block and more); its dense layers, a block long, are not.
 _BLOCK_BYTES = 4 << 20
 
 
@@ -712,7 +712,7 @@ class FusedProgram:
         self.block = int(max(1, min(_MAX_BLOCK, _BLOCK_BYTES // per_image)))
         for r in self.code:
             # packing table rows pays off over long rows of patches only
-            if r[TABLE] >= 0 and r[PIXELS] * self.block < _PACKED_COLUMNS:
+            if r[TABLE] >= 0 and r[PIXELS] * self.block < _PACKED_MIN_COLUMNS:
                 r[PACKED] = 0
 
     def __call__(self, x: np.ndarray, threads: int) -> np.ndarray:

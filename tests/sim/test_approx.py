@@ -66,7 +66,24 @@ def _conv_case(group: int, pads, strides, dilations, c: int = 4):
     return x, w, b, attrs
 
 
-@pytest.mark.parametrize("method", ["terms", "table", "packed"])
+def _force(method: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """ "packed": three weights' table rows per word for any number of
+    columns; "transposed": the same with the roles of weights and patches
+    swapped. Both are the table method."""
+    import axc.sim.approx_kernels as approx
+
+    if method in ("packed", "transposed"):
+        monkeypatch.setattr(approx, "_PACKED_MIN_COLUMNS", 0)
+    if method == "transposed":
+        monkeypatch.setattr(approx, "_TRANSPOSED_BELOW", 1 << 30)
+        monkeypatch.setattr(approx, "_TRANSPOSED_RATIO", 0)
+    return "terms" if method == "terms" else "table"
+
+
+METHODS = ["terms", "table", "packed", "transposed"]
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("name", list(MULTIPLIERS))
 @pytest.mark.parametrize(
     "geometry",
@@ -81,32 +98,25 @@ def _conv_case(group: int, pads, strides, dilations, c: int = 4):
 )
 def test_approximate_conv_matches_direct_loops(name, geometry, method, monkeypatch) -> None:
     """Every computation (the factored terms where the table has them, the
-    table gather, and the gather with three weights' rows packed per word)
-    against direct loops."""
-    import axc.sim.approx_kernels as approx
-
-    if method == "packed":  # packed lanes for any number of columns
-        monkeypatch.setattr(approx, "_PACKED_MIN_COLUMNS", 0)
-        method = "table"
+    table gather, and the gather with table rows packed per word, either way
+    round) against direct loops."""
+    forced = _force(method, monkeypatch)
     mult = MULTIPLIERS[name]
     x, w, b, attrs = _conv_case(*geometry)
-    layer = ApproxConv(attrs, w, b, mult, method=method)
-    assert (layer.terms is not None) == (method == "terms" and decompose(mult) is not None)
+    layer = ApproxConv(attrs, w, b, mult, method=forced)
+    assert (layer.terms is not None) == (forced == "terms" and decompose(mult) is not None)
     got = layer([x, w, b])[0]
+    assert bool(layer._t_cache) == (method == "transposed")
     expected = reference_conv(
         x, w, b, attrs, product=lambda p, q: mult(p, np.broadcast_to(q, p.shape))
     )
     np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("method", ["terms", "table", "packed"])
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("name", list(MULTIPLIERS))
 def test_approximate_gemm_matches_direct_sums_and_wraps(name, method, monkeypatch) -> None:
-    import axc.sim.approx_kernels as approx
-
-    if method == "packed":
-        monkeypatch.setattr(approx, "_PACKED_MIN_COLUMNS", 0)
-        method = "table"
+    forced = _force(method, monkeypatch)
     mult = MULTIPLIERS[name]
     a = RNG.integers(-128, 128, (6, 200)).astype(np.int8)
     w = RNG.integers(-127, 128, (5, 200)).astype(np.int8)
@@ -121,8 +131,9 @@ def test_approximate_gemm_matches_direct_sums_and_wraps(name, method, monkeypatc
     ac = a.astype(np.int64) + 128
     acc = mult(ac[:, None, :], w.astype(np.int64)[None, :, :]).sum(axis=2) + b
     expected = requant.apply(wrap(acc, 20), axis=1)
-    layer = ApproxGemm(attrs, w, b, mult, method=method)
+    layer = ApproxGemm(attrs, w, b, mult, method=forced)
     np.testing.assert_array_equal(layer([a, w, b])[0], expected)
+    assert bool(layer._t_cache) == (method == "transposed" and layer.terms is None)
 
 
 def test_the_exact_multiplier_gives_the_exact_kernel() -> None:
