@@ -66,6 +66,27 @@ _TRANSPOSED_BELOW = 256
 _TRANSPOSED_RATIO = 2
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _gather_add4(
+    idx: np.ndarray,
+    r0: np.ndarray,
+    r1: np.ndarray,
+    r2: np.ndarray,
+    r3: np.ndarray,
+    a0: np.ndarray,
+    a1: np.ndarray,
+    a2: np.ndarray,
+    a3: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """a_j[q] += r_j[idx[q]] for four rows: one index read serves four lookups."""
+    for q in range(idx.shape[0]):
+        v = idx[q]
+        a0[q] += r0[v]
+        a1[q] += r1[v]
+        a2[q] += r2[v]
+        a3[q] += r3[v]
+
+
 @parallel_kernel
 def _lut_matmul(
     xi: np.ndarray, wi: np.ndarray, tt: np.ndarray, out: np.ndarray
@@ -86,13 +107,7 @@ def _lut_matmul(
             for k in range(k_count):
                 r0, r1 = tt[wi[m0, k]], tt[wi[m0 + 1, k]]
                 r2, r3 = tt[wi[m0 + 2, k]], tt[wi[m0 + 3, k]]
-                idx = xi[k]
-                for q in range(q_count):
-                    v = idx[q]
-                    a0[q] += r0[v]
-                    a1[q] += r1[v]
-                    a2[q] += r2[v]
-                    a3[q] += r3[v]
+                _gather_add4(xi[k], r0, r1, r2, r3, a0, a1, a2, a3)
         else:
             for mm in range(mc):
                 acc = out[m0 + mm]
@@ -186,13 +201,7 @@ def _lut_matmul_packed(
                     count = min(3, mc - 3 * word)
                     if count > 0:
                         _pack_rows(tt, wi, m0 + 3 * word, count, k, bias, rows[word], lo, hi)
-                idx = xi[k]
-                for q in range(q_count):
-                    v = idx[q]
-                    a0[q] += r0[v]
-                    a1[q] += r1[v]
-                    a2[q] += r2[v]
-                    a3[q] += r3[v]
+                _gather_add4(xi[k], r0, r1, r2, r3, a0, a1, a2, a3)
             offset = (k1 - k0) * bias
             for word in range(4):
                 count = min(3, mc - 3 * word)
