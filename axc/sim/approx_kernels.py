@@ -493,9 +493,12 @@ class _Approx:
                         wt, xt, table_t, bias_t, packed_t, 0, table_t.shape[1] - 1, out_t
                     )
                     return np.ascontiguousarray(out_t.T)
-            # rows of patches long enough to amortize packing table rows
+            # rows of patches long enough to amortize packing table rows;
+            # only the entries of the indices present are packed (post-ReLU
+            # inputs use half the window, saturated ones a few entries)
             out64 = np.empty((wc.shape[0], q), np.int64)
-            _lut_matmul_packed(xi, wi, table, bias, packed, 0, table.shape[1] - 1, out64)
+            lo, hi = (int(xi.min()), int(xi.max())) if xi.size else (0, 0)
+            _lut_matmul_packed(xi, wi, table, bias, packed, lo, hi, out64)
             return out64
         chunk = self.chunk
         total = np.zeros((wc.shape[0], cols.shape[1]), np.int64)

@@ -136,6 +136,24 @@ def test_approximate_gemm_matches_direct_sums_and_wraps(name, method, monkeypatc
     assert bool(layer._t_cache) == (method == "transposed" and layer.terms is None)
 
 
+@pytest.mark.parametrize("method", ["table", "packed", "transposed"])
+@pytest.mark.parametrize("band", [(-20, 10), (-128, -128), (90, 127)])
+def test_activations_in_a_narrow_band_pack_only_their_entries(band, method, monkeypatch) -> None:
+    """The packed kernel packs the table entries of the indices present
+    only; inputs that use a band of the codes (post-ReLU, saturated, one
+    constant code) give the same sums as direct loops."""
+    forced = _force(method, monkeypatch)
+    mult = MULTIPLIERS["random table"]
+    a = RNG.integers(band[0], band[1] + 1, (60, 300)).astype(np.int8)
+    w = RNG.integers(-127, 128, (26, 300)).astype(np.int8)
+    b = RNG.integers(-100, 100, 26).astype(np.int32)
+    requant = Requantizer.from_scale(np.full(26, 1e-6), 0, -128, 127)
+    attrs = {"x_zero_point": 0, "w_zero_point": (0,), "acc_bits": 32, "requant": requant.to_attr()}
+    acc = mult(a.astype(np.int64)[:, None, :], w.astype(np.int64)[None, :, :]).sum(axis=2) + b
+    layer = ApproxGemm(attrs, w, b, mult, method=forced)
+    np.testing.assert_array_equal(layer([a, w, b])[0], requant.apply(wrap(acc, 32), axis=1))
+
+
 def test_the_exact_multiplier_gives_the_exact_kernel() -> None:
     x, w, b, attrs = _conv_case(1, (1, 1, 1, 1), (1, 1), (1, 1))
     exact = KERNELS["QConv"](attrs, [x, w, b])[0]
