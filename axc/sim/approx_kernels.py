@@ -521,7 +521,7 @@ class _Approx:
         key = (self.index_range, w_rows.start, w_rows.stop)
         if key not in self._t_cache:
             wi = self.wi[w_rows]
-            lo, hi = int(wi.min(initial=0)), int(wi.max(initial=0))
+            lo, hi = (int(wi.min()), int(wi.max())) if wi.size else (0, 0)
             kind = np.uint8 if hi - lo < 256 else np.int32
             wt = np.ascontiguousarray((wi - lo).T.astype(kind))
             table_t = np.ascontiguousarray(table[lo : hi + 1].T)
