@@ -31,6 +31,16 @@ LIGHT_MODELS = (
 )
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the lines tests record as ``summary`` properties (the ONNX
+    conformance count): a worker's own output never reaches the terminal."""
+    for kind in ("passed", "failed"):
+        for report in terminalreporter.stats.get(kind, []):
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "summary" and report.when == "call":
+                    terminalreporter.write_line(str(value))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def synthesis_cache(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """One yosys and exploration cache for the whole run, away from the user's:

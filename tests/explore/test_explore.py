@@ -205,6 +205,7 @@ def test_bad_input_gets_one_message(tmp_path: Path, capsys) -> None:  # type: ig
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # timed: its two workers need both cores
 def test_the_digits_example_finds_a_front(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     """The acceptance run: examples/digits/explore.ax on 2 workers, from an
     empty synthesis cache, in under 10 minutes; a chosen point's .ax rebuilds

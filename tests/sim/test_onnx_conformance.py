@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import unittest
+from collections.abc import Callable
 
 import onnx.backend.test
 import pytest
@@ -93,7 +94,7 @@ globals().update(backend_test.test_cases)
 
 
 @pytest.mark.slow
-def test_conformance_summary(capsys: pytest.CaptureFixture[str]) -> None:
+def test_conformance_summary(record_property: Callable[[str, object], None]) -> None:
     """Run the whole selection once more as one suite and print the count."""
     suite = unittest.TestSuite()
     loader = unittest.TestLoader()
@@ -103,11 +104,12 @@ def test_conformance_summary(capsys: pytest.CaptureFixture[str]) -> None:
         result = unittest.TextTestRunner(verbosity=0, stream=sink).run(suite)
     failed = len(result.failures) + len(result.errors)
     passed = result.testsRun - failed - len(result.skipped)
-    with capsys.disabled():
-        print(
-            f"\nONNX conformance against axc: {passed} passed, {failed} failed "
-            f"({len(result.skipped)} cases of unsupported ops or opsets not selected)"
-        )
+    # printed at the end of the run by tests/conftest.py, from any worker
+    record_property(
+        "summary",
+        f"ONNX conformance against axc: {passed} passed, {failed} failed "
+        f"({len(result.skipped)} cases of unsupported ops or opsets not selected)",
+    )
     names = [re.sub(r"^.*\.", "", str(t[0])) for t in result.failures + result.errors]
     assert failed == 0, names
     assert passed >= 200
