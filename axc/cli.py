@@ -529,6 +529,13 @@ def _print_comparison(args: argparse.Namespace, report: dict[str, Any]) -> None:
         f"  total SDC-1 with the faults as the independent draws: {spans[0]} before, "
         f"{spans[1]} after ({conf}% CI, docs/faults.md)"
     )
+    cap = report.get("ceiling", {})
+    if cap.get("layers"):
+        print(
+            f"  unchanged by protection: {', '.join(cap['layers'])}, "
+            f"{100 * cap['share_before']:.0f}% of the SDC-1 events before; with every other "
+            f"layer's removed, the total would fall by at most {cap['factor']:.2f}x"
+        )
     extra = {"compares": 0, "macs": 0, "storage_bits": 0}
     for row in report["cost"]:
         for key in extra:

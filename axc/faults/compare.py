@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["compare", "reduction"]
+__all__ = ["ceiling", "compare", "reduction"]
 
 BOOTSTRAP = 2000
 
@@ -84,4 +84,26 @@ def compare(
                 confidence,
                 seed,
             )
+    out["ceiling"] = ceiling(fb, fa, list(out["per_layer"]))
     return out
+
+
+def ceiling(
+    fb: dict[str, np.ndarray], fa: dict[str, np.ndarray], layers: list[str]
+) -> dict[str, Any]:
+    """What protection could gain at most, given the layers it left unchanged
+    (every fault's SDC-1 count the same with and without it): their SDC-1
+    events stay, so the total falls by at most all events over theirs."""
+    same = [
+        layer
+        for layer in layers
+        if np.array_equal(fb["sdc1"][fb["layer"] == layer], fa["sdc1"][fa["layer"] == layer])
+        and fb["sdc1"][fb["layer"] == layer].sum() > 0
+    ]
+    total = int(fb["sdc1"].sum())
+    kept = int(sum(fb["sdc1"][fb["layer"] == layer].sum() for layer in same))
+    return {
+        "layers": same,
+        "share_before": kept / total if total else 0.0,
+        "factor": total / kept if kept else float("inf"),
+    }

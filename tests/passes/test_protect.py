@@ -196,10 +196,21 @@ def test_compare_protection_reports_the_reduction_with_an_interval(tmp_path, cap
     assert total["sdc1_before"]["count"] > total["sdc1_after"]["count"]
     assert report["clean"]["unprotected"]["top1"] == report["clean"]["protected"]["top1"]
     assert set(report["per_layer"]) >= {"/0/Conv", "/7/Gemm"}
+    # the layers protection left alone bound what it can gain: the logits have
+    # no later layer to guard them
+    cap = report["ceiling"]
+    assert "/9/Gemm" in cap["layers"] and "/7/Gemm" not in cap["layers"]
+    for layer in cap["layers"]:
+        entry = report["per_layer"][layer]
+        assert entry["sdc1_after"]["count"] == entry["sdc1_before"]["count"] > 0
+    kept = sum(report["per_layer"][layer]["sdc1_before"]["count"] for layer in cap["layers"])
+    assert cap["factor"] == pytest.approx(total["sdc1_before"]["count"] / kept)
+    assert total["reduction"]["factor"] <= cap["factor"]
     assert (tmp_path / "out" / "protected" / "results.sqlite").exists()
     assert main([*args, "--force"]) == 0
     printed = capsys.readouterr().out
     assert "reduction (95% CI)" in printed and "protection cost" in printed
+    assert f"at most {cap['factor']:.2f}x" in printed
     # the totals' intervals with faults as the draws, as the JSON has them
     spans = [
         "[{:.3f}, {:.3f}]%".format(*(100 * v for v in total[key]["ci_faults"]))
