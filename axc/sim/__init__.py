@@ -9,6 +9,8 @@ import os
 # user's own setting wins; it must be set before OpenMP starts.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# before any kernel is defined: the compiled kernels' folder (jit_cache.py)
+import axc.sim.jit_cache  # noqa: F401
 from axc.sim.executor import Executor, run
 
 __all__ = ["Executor", "run"]
