@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numba
 
-__all__ = ["cache_folder", "configure", "fingerprint"]
+__all__ = ["cache_folder", "configure", "fingerprint", "prune"]
 
 PACKAGE = Path(__file__).resolve().parent.parent
 
@@ -66,13 +66,18 @@ def cache_folder(key: str, environ: dict[str, str] | None = None) -> tuple[Path,
     return home / "axc" / "numba" / name, False
 
 
+def prune(folder: Path) -> None:
+    """Remove the other fingerprints' folders beside ``folder``."""
+    for old in folder.parent.glob("axc-*"):
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def configure() -> Path:
     """Point Numba's cache at the fingerprint's folder (before any kernel is defined)."""
     folder, own = cache_folder(fingerprint())
     if own:  # a checkout holds one version of its sources: older folders are stale
-        for old in folder.parent.glob("axc-*"):
-            if old != folder:
-                shutil.rmtree(old, ignore_errors=True)
+        prune(folder)
     if os.environ.get("NUMBA_CACHE_DIR") != str(folder):
         os.environ["NUMBA_CACHE_DIR"] = str(folder)
         numba.core.config.reload_config()

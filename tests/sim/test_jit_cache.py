@@ -39,6 +39,22 @@ def test_the_folder_nests_in_a_given_cache_and_is_inherited(tmp_path: Path) -> N
     assert mine.name == "axc-abc" and own == mine.is_relative_to(jit_cache.PACKAGE)
 
 
+def test_a_read_only_package_caches_in_the_users_folder(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # as root every folder is writable, so the check itself is what is replaced
+    monkeypatch.setattr(jit_cache, "_writable", lambda folder: False)
+    folder, own = jit_cache.cache_folder("abc", {"XDG_CACHE_HOME": str(tmp_path)})
+    assert folder == tmp_path / "axc" / "numba" / "axc-abc" and not own
+
+
+def test_older_fingerprints_are_pruned(tmp_path: Path) -> None:
+    for name in ("axc-old", "axc-new", "keep-me"):
+        (tmp_path / name / "sim").mkdir(parents=True)
+        (tmp_path / name / "sim" / "k.nbi").write_bytes(b"x")
+    jit_cache.prune(tmp_path / "axc-new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["axc-new", "keep-me"]
+    assert (tmp_path / "axc-new" / "sim" / "k.nbi").exists()
+
+
 def test_numba_caches_axc_kernels_in_the_fingerprint_folder(tmp_path: Path) -> None:
     expected = jit_cache.cache_folder(jit_cache.fingerprint())[0]
     assert Path(numba.config.CACHE_DIR) == expected == Path(os.environ["NUMBA_CACHE_DIR"])
